@@ -1,0 +1,283 @@
+//! The Gateway's lifecycle: config, plugin checks, store, listener, plugin
+//! start, then signals and an orderly shutdown.
+//!
+//! Order matters: every config problem (the Gateway's and each plugin's) is
+//! found before anything is bound or opened, so a bad config never leaves a
+//! half-started Gateway behind.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RDuration, RResult, RStr, RVec};
+use openclaw_ffi::module::PluginInstanceBox;
+use openclaw_ffi::runtime::{GatewaySettings, Runtime_TO};
+use parking_lot::Mutex;
+
+use crate::config::{self, Config};
+use crate::host::HostRuntime;
+use crate::loader::{self, LoadedPlugin};
+use crate::logger;
+use crate::taskflow::{Store, StoreOptions};
+
+/// Exit status for a refused config or unusable plugin.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for a failure after the config was accepted.
+const EXIT_FAILURE: u8 = 1;
+
+pub struct Options {
+    pub config: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    pub check: bool,
+}
+
+/// Runs the Gateway until it is told to stop.
+pub fn run(options: Options) -> ExitCode {
+    let config = match config::load(&options.config) {
+        Ok(c) => c,
+        Err(issues) => return refuse(&options, issues.iter().map(ToString::to_string).collect()),
+    };
+    logger::init(config.log_level);
+    let plugins = match check_plugins(&config) {
+        Ok(p) => p,
+        Err(errors) => return refuse(&options, errors),
+    };
+    if options.check {
+        return print_check(&options, &plugins);
+    }
+    match serve(&options, config, plugins) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!(target: "gateway", "{message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// A plugin that passed loading and its config check.
+struct CheckedPlugin {
+    loaded: LoadedPlugin,
+    config_json: String,
+    routes: Vec<String>,
+}
+
+/// Loads every enabled plugin and has it check its config. Collects every
+/// problem across all plugins.
+fn check_plugins(config: &Config) -> Result<Vec<CheckedPlugin>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut checked = Vec::new();
+    for entry in config.plugins.iter().filter(|e| e.enabled) {
+        let loaded = loader::find(&entry.id, &config.plugin_paths)
+            .and_then(|path| loader::load(&entry.id, &path));
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match loaded.module.check_config()(RStr::from_str(&entry.config_json)) {
+            RResult::ROk(routes) => checked.push(CheckedPlugin {
+                loaded,
+                config_json: entry.config_json.clone(),
+                routes: routes.into_iter().map(Into::into).collect(),
+            }),
+            RResult::RErr(issues) => {
+                let base = format!("plugins.entries.{}.config", entry.id);
+                errors.extend(issues.iter().map(|i| {
+                    let path = if i.path.is_empty() {
+                        base.clone()
+                    } else {
+                        format!("{base}.{}", i.path)
+                    };
+                    format!("{path}: {}", i.message)
+                }));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(checked)
+    } else {
+        Err(errors)
+    }
+}
+
+fn refuse(options: &Options, errors: Vec<String>) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "error: {} is not usable ({} problems):",
+        options.config.display(),
+        errors.len()
+    );
+    for e in errors {
+        let _ = writeln!(err, "  {e}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn print_check(options: &Options, plugins: &[CheckedPlugin]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "config ok: {}", options.config.display());
+    for p in plugins {
+        let info = &p.loaded.info;
+        let _ = writeln!(
+            out,
+            "plugin {} {} (ffi {}, rev {}) from {}",
+            p.loaded.id,
+            info.version,
+            info.ffi_version,
+            info.git_revision,
+            p.loaded.path.display()
+        );
+        for route in &p.routes {
+            let _ = writeln!(out, "  {route}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn state_dir(options: &Options) -> PathBuf {
+    if let Some(dir) = &options.state_dir {
+        return dir.clone();
+    }
+    if let Some(dir) = std::env::var_os("OPENCLAW_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".openclaw")
+}
+
+/// Events the main thread waits for after startup.
+enum Event {
+    Signal(i32),
+    Stopped,
+}
+
+fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Result<(), String> {
+    let (events_tx, events_rx) = mpsc::channel();
+    watch_signals(events_tx.clone())?;
+
+    let mut store_options =
+        StoreOptions::new(state_dir(options).join("taskflow").join("flows.sqlite"));
+    store_options.retention = config.tasks.retention;
+    store_options.sweep_interval = config.tasks.sweep_interval;
+    store_options.max_store_bytes = config.tasks.max_store_bytes;
+    let path = store_options.path.clone();
+    let store = Store::open(store_options)
+        .map_err(|e| format!("cannot open the TaskFlow store {}: {e}", path.display()))?;
+    log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
+
+    let addr = SocketAddr::new(config.gateway.bind, config.gateway.port);
+    let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let mut listener = Some(OwnedFd::from(listener));
+
+    let secrets = Arc::new(config.secrets);
+    let settings = GatewaySettings {
+        trusted_proxies: config
+            .gateway
+            .trusted_proxies
+            .iter()
+            .map(|s| s.as_str().into())
+            .collect::<RVec<_>>(),
+        allow_real_ip_fallback: config.gateway.allow_real_ip_fallback,
+    };
+    let mut instances: Vec<(String, PluginInstanceBox)> = Vec::new();
+    for plugin in plugins {
+        let info = &plugin.loaded.info;
+        log::info!(
+            target: "gateway",
+            "loaded plugin {} {} (ffi {}, rev {}, {}) from {}",
+            plugin.loaded.id, info.version, info.ffi_version, info.git_revision, info.profile,
+            plugin.loaded.path.display()
+        );
+        let runtime = HostRuntime {
+            plugin_id: plugin.loaded.id.clone(),
+            store: store.clone(),
+            secrets: Arc::clone(&secrets),
+            listener: Mutex::new(listener.take()),
+            settings: settings.clone(),
+        };
+        let runtime = Runtime_TO::from_value(runtime, TD_Opaque);
+        match plugin.loaded.module.start()(runtime, RStr::from_str(&plugin.config_json)) {
+            RResult::ROk(instance) => instances.push((plugin.loaded.id.clone(), instance)),
+            RResult::RErr(e) => {
+                stop_all(&instances, config.gateway.shutdown_grace);
+                store.close();
+                return Err(format!("plugin {} failed to start: {e}", plugin.loaded.id));
+            }
+        }
+    }
+    if instances.is_empty() {
+        log::warn!(target: "gateway", "no plugin is enabled; nothing serves HTTP on {local}");
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{local}");
+    let _ = out.flush();
+    drop(out);
+    log::info!(target: "gateway", "listening on http://{local}");
+
+    let grace = config.gateway.shutdown_grace;
+    let instances = Arc::new(instances);
+    let mut stopping = false;
+    for event in events_rx.iter() {
+        match event {
+            Event::Signal(sig) if !stopping => {
+                stopping = true;
+                log::info!(
+                    target: "gateway",
+                    "received signal {sig}; draining in-flight requests (grace {} ms)",
+                    grace.as_millis()
+                );
+                let (instances, store, done) =
+                    (Arc::clone(&instances), store.clone(), events_tx.clone());
+                std::thread::spawn(move || {
+                    stop_all(&instances, grace);
+                    store.close();
+                    let _ = done.send(Event::Stopped);
+                });
+            }
+            Event::Signal(sig) => {
+                log::warn!(target: "gateway", "received signal {sig} again; exiting now");
+                std::process::exit(130);
+            }
+            Event::Stopped => {
+                log::info!(target: "gateway", "stopped");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stop_all(instances: &[(String, PluginInstanceBox)], grace: std::time::Duration) {
+    for (id, instance) in instances {
+        if let RResult::RErr(e) = instance.stop(RDuration::from(grace)) {
+            log::warn!(target: "gateway", "plugin {id} did not stop cleanly: {e}");
+        }
+    }
+}
+
+fn watch_signals(events: mpsc::Sender<Event>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if events.send(Event::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The Gateway's JSON5 config file, parsed into domain types.
+//!
+//! Every problem is collected with its full dotted path before the Gateway
+//! refuses to start; nothing is bound, opened or spawned while parsing.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jsoncfg::{join, Issue, Walker};
+use log::LevelFilter;
+use serde_json::Value;
+
+use crate::secrets::SecretProviders;
+
+pub const DEFAULT_PORT: u16 = 18789;
+
+#[derive(Debug)]
+pub struct Config {
+    pub gateway: GatewaySection,
+    pub secrets: SecretProviders,
+    /// Directories (or library files) searched for plugin libraries,
+    /// relative entries resolved against the config file's directory.
+    pub plugin_paths: Vec<PathBuf>,
+    /// Every entry under `plugins.entries`, enabled or not, in file order.
+    pub plugins: Vec<PluginEntry>,
+    pub tasks: TaskSettings,
+    pub log_level: LevelFilter,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySection {
+    pub bind: IpAddr,
+    pub port: u16,
+    /// IP addresses or CIDR blocks, validated here, interpreted by plugins.
+    pub trusted_proxies: Vec<String>,
+    pub allow_real_ip_fallback: bool,
+    /// How long SIGTERM waits for in-flight requests before closing them.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginEntry {
+    pub id: String,
+    pub enabled: bool,
+    /// The entry's `config` object as JSON text (`{}` when absent).
+    pub config_json: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TaskSettings {
+    /// Terminal flows (and their tasks) are pruned after this.
+    pub retention: Duration,
+    /// How often the retention sweep runs.
+    pub sweep_interval: Duration,
+    /// Optional quota on the store file; writes beyond it fail with 503.
+    pub max_store_bytes: Option<u64>,
+}
+
+/// Reads and parses a config file.
+///
+/// # Errors
+///
+/// Every problem, each with its dotted path; a file that cannot be read or
+/// is not JSON5 is a single issue.
+pub fn load(file: &Path) -> Result<Config, Vec<Issue>> {
+    let one = |message: String| {
+        vec![Issue {
+            path: String::new(),
+            message,
+        }]
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| one(format!("cannot read {}: {e}", file.display())))?;
+    let value: Value = json5::from_str(&text)
+        .map_err(|e| one(format!("{} is not valid JSON5: {e}", file.display())))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    parse(&value, base)
+}
+
+/// Parses a config value; relative plugin paths resolve against `base`.
+///
+/// # Errors
+///
+/// Every problem found.
+pub fn parse(value: &Value, base: &Path) -> Result<Config, Vec<Issue>> {
+    let mut w = Walker::new();
+    let config = parse_root(&mut w, value, base);
+    match config {
+        Some(c) if w.is_clean() => Ok(c),
+        _ => Err(w.issues),
+    }
+}
+
+fn parse_root(w: &mut Walker, v: &Value, base: &Path) -> Option<Config> {
+    let root = w.object(
+        "",
+        v,
+        &["gateway", "secrets", "plugins", "tasks", "logging"],
+    )?;
+    let gateway = parse_gateway(w, root.get("gateway"));
+    let secrets = SecretProviders::parse(w, "secrets", root.get("secrets"));
+    let (plugin_paths, plugins) = parse_plugins(w, root.get("plugins"), base);
+    let tasks = parse_tasks(w, root.get("tasks"));
+    let log_level = parse_logging(w, root.get("logging"));
+    Some(Config {
+        gateway,
+        secrets,
+        plugin_paths,
+        plugins,
+        tasks,
+        log_level,
+    })
+}
+
+fn parse_gateway(w: &mut Walker, v: Option<&Value>) -> GatewaySection {
+    let mut section = GatewaySection {
+        bind: IpAddr::from([127, 0, 0, 1]),
+        port: DEFAULT_PORT,
+        trusted_proxies: Vec::new(),
+        allow_real_ip_fallback: false,
+        shutdown_grace: Duration::from_secs(10),
+    };
+    let keys = [
+        "bind",
+        "port",
+        "trustedProxies",
+        "allowRealIpFallback",
+        "shutdownGraceMs",
+    ];
+    let Some(obj) = v.and_then(|v| w.object("gateway", v, &keys)) else {
+        return section;
+    };
+    if let Some(bind) = w.text("gateway.bind", obj.get("bind")) {
+        match bind.as_str() {
+            "loopback" | "localhost" => {}
+            "lan" | "all" => section.bind = IpAddr::from([0, 0, 0, 0]),
+            other => match other.parse() {
+                Ok(ip) => section.bind = ip,
+                Err(_) => w.issue(
+                    "gateway.bind",
+                    "expected an IP address, \"loopback\" or \"lan\"",
+                ),
+            },
+        }
+    }
+    if let Some(port) = w.integer("gateway.port", obj.get("port"), 0, 65535) {
+        section.port = port as u16;
+    }
+    if let Some(list) = w.text_list("gateway.trustedProxies", obj.get("trustedProxies")) {
+        for (i, entry) in list.iter().enumerate() {
+            if !is_ip_or_cidr(entry) {
+                w.issue(
+                    &format!("gateway.trustedProxies.{i}"),
+                    "expected an IP address or CIDR block",
+                );
+            }
+        }
+        section.trusted_proxies = list;
+    }
+    if let Some(b) = w.bool(
+        "gateway.allowRealIpFallback",
+        obj.get("allowRealIpFallback"),
+    ) {
+        section.allow_real_ip_fallback = b;
+    }
+    if let Some(ms) = w.integer(
+        "gateway.shutdownGraceMs",
+        obj.get("shutdownGraceMs"),
+        0,
+        600_000,
+    ) {
+        section.shutdown_grace = Duration::from_millis(ms);
+    }
+    section
+}
+
+fn is_ip_or_cidr(s: &str) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+}
+
+fn parse_plugins(
+    w: &mut Walker,
+    v: Option<&Value>,
+    base: &Path,
+) -> (Vec<PathBuf>, Vec<PluginEntry>) {
+    let mut paths = Vec::new();
+    let mut entries = Vec::new();
+    let Some(obj) = v.and_then(|v| w.object("plugins", v, &["load", "entries"])) else {
+        return (paths, entries);
+    };
+    if let Some(load) = obj
+        .get("load")
+        .and_then(|v| w.object("plugins.load", v, &["paths"]))
+    {
+        if let Some(list) = w.text_list("plugins.load.paths", load.get("paths")) {
+            paths = list.iter().map(|p| base.join(expand_home(p))).collect();
+        }
+    }
+    if let Some(map) = obj.get("entries").and_then(|v| w.map("plugins.entries", v)) {
+        for (id, entry) in map {
+            let path = join("plugins.entries", id);
+            let Some(e) = w.object(&path, entry, &["enabled", "config"]) else {
+                continue;
+            };
+            let enabled = w
+                .bool(&join(&path, "enabled"), e.get("enabled"))
+                .unwrap_or(false);
+            let config_json = match e.get("config") {
+                None => "{}".to_owned(),
+                Some(c) if c.is_object() => c.to_string(),
+                Some(c) => {
+                    w.issue(
+                        &join(&path, "config"),
+                        format!("expected an object, got {}", jsoncfg::type_name(c)),
+                    );
+                    continue;
+                }
+            };
+            entries.push(PluginEntry {
+                id: id.clone(),
+                enabled,
+                config_json,
+            });
+        }
+    }
+    (paths, entries)
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+fn parse_tasks(w: &mut Walker, v: Option<&Value>) -> TaskSettings {
+    let mut tasks = TaskSettings {
+        retention: Duration::from_secs(7 * 24 * 3600),
+        sweep_interval: Duration::from_secs(60),
+        max_store_bytes: None,
+    };
+    let keys = ["retentionMs", "sweepIntervalMs", "maxStoreBytes"];
+    let Some(obj) = v.and_then(|v| w.object("tasks", v, &keys)) else {
+        return tasks;
+    };
+    let year_ms = 366 * 24 * 3600 * 1000;
+    if let Some(ms) = w.integer("tasks.retentionMs", obj.get("retentionMs"), 1, 10 * year_ms) {
+        tasks.retention = Duration::from_millis(ms);
+    }
+    if let Some(ms) = w.integer(
+        "tasks.sweepIntervalMs",
+        obj.get("sweepIntervalMs"),
+        100,
+        24 * 3600 * 1000,
+    ) {
+        tasks.sweep_interval = Duration::from_millis(ms);
+    }
+    tasks.max_store_bytes = w.integer(
+        "tasks.maxStoreBytes",
+        obj.get("maxStoreBytes"),
+        65_536,
+        u64::MAX,
+    );
+    tasks
+}
+
+fn parse_logging(w: &mut Walker, v: Option<&Value>) -> LevelFilter {
+    let Some(obj) = v.and_then(|v| w.object("logging", v, &["level"])) else {
+        return LevelFilter::Info;
+    };
+    let levels = ["off", "error", "warn", "info", "debug", "trace"];
+    match w.choice("logging.level", obj.get("level"), &levels) {
+        Some(level) => level.parse().unwrap_or(LevelFilter::Info),
+        None => LevelFilter::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Config, Vec<String>> {
+        let v: Value = json5::from_str(text).unwrap();
+        parse(&v, Path::new("/etc/openclaw"))
+            .map_err(|i| i.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn an_empty_config_has_the_documented_defaults() {
+        let c = parse_text("{}").unwrap();
+        assert_eq!(c.gateway.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.gateway.port, 18789);
+        assert!(c.plugins.is_empty());
+        assert_eq!(c.tasks.retention, Duration::from_secs(604_800));
+    }
+
+    #[test]
+    fn every_mistake_is_listed_with_its_full_path() {
+        let errors = parse_text(
+            r#"{ gateway: { port: 70000, trustedProxies: ["10.0.0.0/40"], extra: 1 },
+                 plugins: { load: { paths: [3] }, entries: { webhooks: { enabled: "yes" } } },
+                 bogus: true }"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "bogus: unknown key",
+                "gateway.extra: unknown key",
+                "gateway.port: expected a whole number from 0 to 65535",
+                "gateway.trustedProxies.0: expected an IP address or CIDR block",
+                "plugins.load.paths.0: expected a string, got number",
+                "plugins.entries.webhooks.enabled: expected a boolean, got string",
+            ]
+        );
+    }
+
+    #[test]
+    fn plugin_paths_resolve_against_the_config_directory() {
+        let c = parse_text(r#"{ plugins: { load: { paths: ["lib", "/opt/p"] }, entries: { webhooks: { enabled: true, config: { routes: {} } } } } }"#)
+            .unwrap();
+        assert_eq!(
+            c.plugin_paths,
+            [PathBuf::from("/etc/openclaw/lib"), PathBuf::from("/opt/p")]
+        );
+        assert_eq!(c.plugins[0].config_json, r#"{"routes":{}}"#);
+        assert!(c.plugins[0].enabled);
+    }
+}

@@ -1,0 +1,129 @@
+//! The host side of the plugin ABI: the [`Runtime`] a plugin receives.
+//!
+//! Every method is guarded: a panic in here would cross into the plugin and
+//! exit the process, so each body runs inside `catch_unwind` and a fault
+//! becomes an error value.
+
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString};
+use log::{Level, LevelFilter};
+use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
+use openclaw_ffi::runtime::{
+    BoundTaskFlowBox, BoundTaskFlow_TO, GatewaySettings, LogLevel, Runtime,
+};
+use parking_lot::Mutex;
+
+use crate::secrets::SecretProviders;
+use crate::taskflow::Store;
+
+/// What the Gateway hands one plugin.
+pub struct HostRuntime {
+    pub plugin_id: String,
+    pub store: Store,
+    pub secrets: Arc<SecretProviders>,
+    /// Moves to the plugin on the first `take_listener`.
+    pub listener: Mutex<Option<OwnedFd>>,
+    pub settings: GatewaySettings,
+}
+
+impl Runtime for HostRuntime {
+    fn bind_session(&self, session_key: RStr<'_>) -> RResult<BoundTaskFlowBox, TaskFlowError> {
+        guard(
+            || match self.store.bind(session_key.as_str()) {
+                Ok(bound) => RResult::ROk(BoundTaskFlow_TO::from_value(bound, TD_Opaque)),
+                Err(e) => RResult::RErr(e),
+            },
+            || {
+                RResult::RErr(TaskFlowError::new(
+                    ErrorCode::INTERNAL,
+                    "bind_session failed",
+                ))
+            },
+        )
+    }
+
+    fn resolve_secret(
+        &self,
+        source: RStr<'_>,
+        provider: RStr<'_>,
+        id: RStr<'_>,
+    ) -> RResult<RString, RString> {
+        guard(
+            || match self
+                .secrets
+                .resolve(source.as_str(), provider.as_str(), id.as_str())
+            {
+                Ok(secret) => RResult::ROk(RString::from(secret.expose())),
+                Err(reason) => RResult::RErr(RString::from(reason)),
+            },
+            || RResult::RErr(RString::from("secret resolution failed unexpectedly")),
+        )
+    }
+
+    fn take_listener(&self) -> ROption<i32> {
+        guard(
+            || match self.listener.lock().take() {
+                Some(fd) => ROption::RSome(fd.into_raw_fd()),
+                None => ROption::RNone,
+            },
+            || ROption::RNone,
+        )
+    }
+
+    fn settings(&self) -> GatewaySettings {
+        self.settings.clone()
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        let Some(level) = to_level(level) else {
+            return;
+        };
+        let target = format!("plugin:{}:{}", self.plugin_id, target.as_str());
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(level)
+                    .target(&target)
+                    .args(format_args!("{}", message.as_str()))
+                    .build(),
+            );
+        }));
+    }
+
+    fn max_log_level(&self) -> LogLevel {
+        match log::max_level() {
+            LevelFilter::Off => LogLevel::Off,
+            LevelFilter::Error => LogLevel::Error,
+            LevelFilter::Warn => LogLevel::Warn,
+            LevelFilter::Info => LogLevel::Info,
+            LevelFilter::Debug => LogLevel::Debug,
+            LevelFilter::Trace => LogLevel::Trace,
+        }
+    }
+}
+
+fn to_level(level: LogLevel) -> Option<Level> {
+    match level {
+        LogLevel::Off => None,
+        LogLevel::Error => Some(Level::Error),
+        LogLevel::Warn => Some(Level::Warn),
+        LogLevel::Info => Some(Level::Info),
+        LogLevel::Debug => Some(Level::Debug),
+        LogLevel::Trace => Some(Level::Trace),
+    }
+}
+
+/// Runs `f`; if it panics, logs it and returns `fallback()`.
+fn guard<T>(f: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            log::error!(target: "gateway", "a runtime call from a plugin panicked; answered with an error");
+            fallback()
+        }
+    }
+}

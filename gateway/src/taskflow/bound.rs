@@ -1,0 +1,250 @@
+//! `Bound`: one session's view of the store, implementing the stable-ABI
+//! `BoundTaskFlow` trait. Reads come from the index; writes go to the writer.
+//! No panic leaves a method.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+use openclaw_ffi::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowError};
+use openclaw_ffi::records::{
+    CreateFlow, Fail, Finish, FlowRecord, FlowStatus, RequestCancel, Resume, RunTask, SetWaiting,
+    TaskRuntime, TaskStatus, TaskSummary,
+};
+use openclaw_ffi::runtime::BoundTaskFlow;
+
+use super::error::{internal, invalid_input};
+use super::model::{check_json, is_terminal, FlowEntry};
+use super::ops::{Answer, Mutation, Op};
+use super::store::Store;
+
+/// The TaskFlow runtime bound to one session key.
+#[derive(Clone)]
+pub struct Bound {
+    store: Store,
+    owner: Arc<str>,
+}
+
+/// Runs `f`, turning a panic into an `INTERNAL` error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, TaskFlowError>) -> RResult<T, TaskFlowError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(_) => RResult::RErr(internal("TaskFlow runtime fault.")),
+    }
+}
+
+fn unexpected() -> TaskFlowError {
+    internal("TaskFlow store returned an unexpected answer.")
+}
+
+impl Bound {
+    pub(crate) fn new(store: Store, session_key: &str) -> Self {
+        Self {
+            store,
+            owner: Arc::from(session_key),
+        }
+    }
+
+    fn owned(&self, flow_id: &str) -> Option<Arc<FlowEntry>> {
+        self.store
+            .inner
+            .index
+            .read()
+            .owned_flow(&self.owner, flow_id)
+            .cloned()
+    }
+
+    /// The owner's flows, newest first, copied out of the lock.
+    fn owned_flows(&self) -> Vec<Arc<FlowEntry>> {
+        self.store
+            .inner
+            .index
+            .read()
+            .owner_flows(&self.owner)
+            .cloned()
+            .collect()
+    }
+
+    fn mutate(&self, mutation: Mutation) -> Result<MutationOutcome, TaskFlowError> {
+        let op = Op::Mutate {
+            owner: Arc::clone(&self.owner),
+            mutation,
+        };
+        match self.store.submit(op)? {
+            Answer::Mutation(outcome) => Ok(outcome),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+impl BoundTaskFlow for Bound {
+    fn session_key(&self) -> RString {
+        RString::from(&*self.owner)
+    }
+
+    fn create_managed(&self, input: CreateFlow) -> RResult<FlowRecord, TaskFlowError> {
+        guarded(|| {
+            check_json("stateJson", &input.state_json)?;
+            check_json("waitJson", &input.wait_json)?;
+            let op = Op::Create {
+                owner: Arc::clone(&self.owner),
+                input,
+            };
+            match self.store.submit(op)? {
+                Answer::Flow(flow) => Ok(flow),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn get(&self, flow_id: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
+        guarded(|| {
+            Ok(self
+                .owned(flow_id.as_str())
+                .map(|f| f.record.clone())
+                .into())
+        })
+    }
+
+    fn list(&self) -> RResult<RVec<FlowRecord>, TaskFlowError> {
+        guarded(|| {
+            Ok(self
+                .owned_flows()
+                .iter()
+                .map(|f| f.record.clone())
+                .collect())
+        })
+    }
+
+    fn find_latest(&self) -> RResult<ROption<FlowRecord>, TaskFlowError> {
+        guarded(|| {
+            let index = self.store.inner.index.read();
+            let latest = index.owner_flows(&self.owner).next().cloned();
+            drop(index);
+            Ok(latest.map(|f| f.record.clone()).into())
+        })
+    }
+
+    fn resolve(&self, token: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
+        guarded(|| {
+            if let Some(flow) = self.owned(token.as_str()) {
+                return Ok(ROption::RSome(flow.record.clone()));
+            }
+            if token.as_str().trim() != &*self.owner {
+                return Ok(ROption::RNone);
+            }
+            let index = self.store.inner.index.read();
+            let live = index
+                .owner_flows(&self.owner)
+                .find(|f| !is_terminal(&f.record))
+                .cloned();
+            drop(index);
+            Ok(live.map(|f| f.record.clone()).into())
+        })
+    }
+
+    fn get_task_summary(&self, flow_id: RStr<'_>) -> RResult<ROption<TaskSummary>, TaskFlowError> {
+        guarded(|| {
+            let index = self.store.inner.index.read();
+            if index.owned_flow(&self.owner, flow_id.as_str()).is_none() {
+                return Ok(ROption::RNone);
+            }
+            let mut s = TaskSummary::default();
+            for task in index.flow_tasks(flow_id.as_str()) {
+                let r = &task.record;
+                s.total += 1;
+                if r.status.is_active() {
+                    s.active += 1;
+                } else {
+                    s.terminal += 1;
+                }
+                if matches!(
+                    r.status,
+                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
+                ) {
+                    s.failures += 1;
+                }
+                if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == r.status) {
+                    s.by_status[i] += 1;
+                }
+                if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == r.runtime) {
+                    s.by_runtime[i] += 1;
+                }
+            }
+            Ok(ROption::RSome(s))
+        })
+    }
+
+    fn set_waiting(&self, input: SetWaiting) -> RResult<MutationOutcome, TaskFlowError> {
+        guarded(|| {
+            check_json("stateJson", &input.state_json)?;
+            check_json("waitJson", &input.wait_json)?;
+            self.mutate(Mutation::SetWaiting(input))
+        })
+    }
+
+    fn resume(&self, input: Resume) -> RResult<MutationOutcome, TaskFlowError> {
+        guarded(|| {
+            if !matches!(input.status, FlowStatus::Queued | FlowStatus::Running) {
+                return Err(invalid_input("Resume status must be queued or running."));
+            }
+            check_json("stateJson", &input.state_json)?;
+            self.mutate(Mutation::Resume(input))
+        })
+    }
+
+    fn finish(&self, input: Finish) -> RResult<MutationOutcome, TaskFlowError> {
+        guarded(|| {
+            check_json("stateJson", &input.state_json)?;
+            self.mutate(Mutation::Finish(input))
+        })
+    }
+
+    fn fail(&self, input: Fail) -> RResult<MutationOutcome, TaskFlowError> {
+        guarded(|| {
+            check_json("stateJson", &input.state_json)?;
+            self.mutate(Mutation::Fail(input))
+        })
+    }
+
+    fn request_cancel(&self, input: RequestCancel) -> RResult<MutationOutcome, TaskFlowError> {
+        guarded(|| {
+            self.mutate(Mutation::RequestCancel {
+                flow_id: input.flow_id,
+                expected: input.expected_revision,
+            })
+        })
+    }
+
+    fn cancel(&self, flow_id: RStr<'_>) -> RResult<CancelOutcome, TaskFlowError> {
+        guarded(|| {
+            let op = Op::Cancel {
+                owner: Arc::clone(&self.owner),
+                flow_id: RString::from(flow_id.as_str()),
+            };
+            match self.store.submit(op)? {
+                Answer::Cancel(outcome) => Ok(outcome),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn run_task(&self, input: RunTask) -> RResult<RunTaskOutcome, TaskFlowError> {
+        guarded(|| {
+            if !matches!(input.status, TaskStatus::Queued | TaskStatus::Running) {
+                return Err(invalid_input("Task status must be queued or running."));
+            }
+            if input.task.trim().is_empty() {
+                return Err(invalid_input("Task text is required."));
+            }
+            let op = Op::RunTask {
+                owner: Arc::clone(&self.owner),
+                input,
+            };
+            match self.store.submit(op)? {
+                Answer::RunTask(outcome) => Ok(outcome),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+}

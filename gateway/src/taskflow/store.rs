@@ -1,0 +1,235 @@
+//! The store handle: opening (files, schema, load), the writer and sweeper
+//! threads, submitting operations, binding sessions, and closing.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use openclaw_ffi::outcome::TaskFlowError;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::bound::Bound;
+use super::error::{internal, invalid_input, persist_failed, StoreError};
+use super::index::Index;
+use super::ops::{Answer, Op};
+use super::options::{Clock, StoreOptions};
+use super::sweep::{self, SweepReport, SWEEP_CHUNK};
+use super::writer::{Request, Writer};
+use super::{rows, schema};
+
+/// A cheap, cloneable handle to one open TaskFlow store.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub path: PathBuf,
+    pub retention_ms: u64,
+    pub clock: Clock,
+    pub index: Arc<RwLock<Index>>,
+    tx: RwLock<Option<Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store, loads every flow
+    /// and task into memory, and starts the writer and sweeper threads.
+    pub fn open(options: StoreOptions) -> Result<Store, StoreError> {
+        let path = options.path.clone();
+        schema::prepare_files(&path)?;
+        let conn = schema::open_connection(&path, options.max_store_bytes)?;
+        let mut index = Index::default();
+        let mut next_seq = 0u64;
+        for flow in rows::load_flows(&conn, &path)? {
+            next_seq = next_seq.max(flow.seq.saturating_add(1));
+            index.put_flow(Arc::new(flow));
+        }
+        for task in rows::load_tasks(&conn, &path)? {
+            next_seq = next_seq.max(task.seq.saturating_add(1));
+            index.put_task(Arc::new(task));
+        }
+        schema::harden_modes(&path)?;
+        let index = Arc::new(RwLock::new(index));
+        let (tx, rx) = mpsc::channel::<Request>();
+        let writer = Writer {
+            conn,
+            path: path.clone(),
+            index: Arc::clone(&index),
+            clock: options.clock.clone(),
+            retention_ms: millis(options.retention),
+            next_seq,
+        };
+        let writer = thread::Builder::new()
+            .name("taskflow-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| StoreError::Thread {
+                path: path.clone(),
+                source,
+            })?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                path: path.clone(),
+                retention_ms: millis(options.retention),
+                clock: options.clock,
+                index,
+                tx: RwLock::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+                sweeper: Mutex::new(None),
+                stop: Arc::new((Mutex::new(false), Condvar::new())),
+            }),
+        };
+        store.start_sweeper(options.sweep_interval)?;
+        log::info!(
+            "taskflow store {}: opened with {} flows",
+            path.display(),
+            store.flow_count()
+        );
+        Ok(store)
+    }
+
+    fn start_sweeper(&self, interval: Duration) -> Result<(), StoreError> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let stop = Arc::clone(&self.inner.stop);
+        let handle = thread::Builder::new()
+            .name("taskflow-sweeper".into())
+            .spawn(move || sweeper_loop(weak, stop, interval))
+            .map_err(|source| StoreError::Thread {
+                path: self.inner.path.clone(),
+                source,
+            })?;
+        *self.inner.sweeper.lock() = Some((handle.thread().id(), handle));
+        Ok(())
+    }
+
+    /// Binds the TaskFlow runtime to one session (the key is trimmed).
+    pub fn bind(&self, session_key: &str) -> Result<Bound, TaskFlowError> {
+        let key = session_key.trim();
+        if key.is_empty() {
+            return Err(invalid_input(
+                "TaskFlow runtime requires a bound sessionKey.",
+            ));
+        }
+        Ok(Bound::new(self.clone(), key))
+    }
+
+    /// Runs one maintenance pass now and reports what it changed.
+    pub fn sweep_now(&self) -> SweepReport {
+        let now = self.inner.clock.now();
+        let (finalize, prune) = sweep::scan(&self.inner.index.read(), now, self.inner.retention_ms);
+        let mut report = SweepReport::default();
+        let chunks = finalize.len().max(prune.len()).div_ceil(SWEEP_CHUNK);
+        for i in 0..chunks {
+            let range = |v: &Vec<String>| {
+                let start = (i * SWEEP_CHUNK).min(v.len());
+                let end = ((i + 1) * SWEEP_CHUNK).min(v.len());
+                v[start..end].to_vec()
+            };
+            let op = Op::Sweep {
+                finalize: range(&finalize),
+                prune: range(&prune),
+            };
+            match self.submit(op) {
+                Ok(Answer::Sweep(r)) => report.add(r),
+                Ok(_) => log::error!("taskflow store: unexpected sweep answer"),
+                Err(err) => {
+                    log::warn!(
+                        "taskflow store {}: sweep failed: {}",
+                        self.inner.path.display(),
+                        err.message
+                    );
+                    break;
+                }
+            }
+        }
+        report
+    }
+
+    /// Stops the sweeper, drains and stops the writer, checkpoints the WAL.
+    /// Idempotent; later writes fail with `PERSIST_FAILED`.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.inner.index.read().flow_count()
+    }
+
+    /// Sends one operation to the writer and waits for its answer.
+    pub(crate) fn submit(&self, op: Op) -> Result<Answer, TaskFlowError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        {
+            let tx = self.inner.tx.read();
+            let tx = tx.as_ref().ok_or_else(persist_failed)?;
+            tx.send(Request { op, reply })
+                .map_err(|_| persist_failed())?;
+        }
+        answer
+            .recv()
+            .map_err(|_| internal("TaskFlow store writer stopped."))?
+    }
+}
+
+impl Inner {
+    fn close(&self) {
+        {
+            let (flag, cv) = &*self.stop;
+            *flag.lock() = true;
+            cv.notify_all();
+        }
+        if let Some((id, handle)) = self.sweeper.lock().take() {
+            // The sweeper may itself drop the last handle; never join oneself.
+            if id != thread::current().id() && handle.join().is_err() {
+                log::error!("taskflow store {}: sweeper panicked", self.path.display());
+            }
+        }
+        // Dropping the only sender lets the writer drain its queue and stop.
+        drop(self.tx.write().take());
+        if let Some(handle) = self.writer.lock().take() {
+            if handle.join().is_err() {
+                log::error!("taskflow store {}: writer panicked", self.path.display());
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn sweeper_loop(store: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duration) {
+    let (flag, cv) = &*stop;
+    loop {
+        {
+            let mut stopped = flag.lock();
+            if !*stopped {
+                cv.wait_for(&mut stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let Some(inner) = store.upgrade() else { return };
+        let handle = Store { inner };
+        let report = handle.sweep_now();
+        if report != SweepReport::default() {
+            log::info!(
+                "taskflow store {}: sweep finalized {} and pruned {} flows, {} tasks",
+                handle.inner.path.display(),
+                report.finalized,
+                report.pruned_flows,
+                report.pruned_tasks
+            );
+        }
+    }
+}

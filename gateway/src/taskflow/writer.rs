@@ -1,0 +1,197 @@
+//! The single writer thread: drains queued operations into a batch,
+//! evaluates them in order, stages their rows, commits one transaction
+//! (group commit), publishes to the index, then replies.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+
+use openclaw_ffi::outcome::TaskFlowError;
+use parking_lot::RwLock;
+use rusqlite::Connection;
+
+use super::error::{internal, persist_failed};
+use super::index::Index;
+use super::ops::{publish, Answer, BatchView, Change, Ctx, Op, Outcome};
+use super::options::Clock;
+use super::{children, flows, rows, schema, sweep};
+
+/// Most operations committed together.
+const MAX_BATCH: usize = 1024;
+
+pub(crate) type Reply = Result<Answer, TaskFlowError>;
+
+pub(crate) struct Request {
+    pub op: Op,
+    pub reply: SyncSender<Reply>,
+}
+
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub path: PathBuf,
+    pub index: Arc<RwLock<Index>>,
+    pub clock: Clock,
+    pub retention_ms: u64,
+    pub next_seq: u64,
+}
+
+type Pending = Vec<(SyncSender<Reply>, Reply)>;
+
+impl Writer {
+    /// Runs until every sender is gone, then checkpoints the WAL.
+    pub fn run(mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = Vec::with_capacity(16);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        schema::checkpoint_truncate(&self.conn, &self.path);
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        let mut pending: Pending = Vec::with_capacity(batch.len());
+        let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut pending)));
+        let failure = match result {
+            Ok(true) => None,
+            Ok(false) => Some(persist_failed()),
+            Err(_) => {
+                log::error!("taskflow store {}: writer fault", self.path.display());
+                self.rollback();
+                Some(internal("TaskFlow store writer fault."))
+            }
+        };
+        for (reply, answer) in pending {
+            let answer = match &failure {
+                Some(err) => Err(err.clone()),
+                None => answer,
+            };
+            // A caller that gave up waiting is not an error.
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            if let Err(err) = self.conn.execute_batch("ROLLBACK") {
+                log::error!(
+                    "taskflow store {}: rollback failed: {err}",
+                    self.path.display()
+                );
+            }
+        }
+    }
+
+    /// Returns false when nothing of the batch was committed.
+    fn run_batch(&mut self, batch: Vec<Request>, pending: &mut Pending) -> bool {
+        let Writer {
+            conn,
+            path,
+            index,
+            clock,
+            retention_ms,
+            next_seq,
+        } = self;
+        let guard = index.read();
+        let mut view = BatchView::new(&*guard, next_seq);
+        let mut committed: Vec<Change> = Vec::new();
+        if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+            log::error!("taskflow store {}: begin failed: {err}", path.display());
+            pending.extend(batch.into_iter().map(|r| (r.reply, Err(persist_failed()))));
+            return false;
+        }
+        let mut requests = batch.into_iter();
+        for req in requests.by_ref() {
+            let ctx = Ctx {
+                now: clock.now(),
+                retention_ms: *retention_ms,
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| evaluate(&mut view, &ctx, &req.op)))
+                .unwrap_or_else(|_| Outcome {
+                    answer: Err(internal("TaskFlow operation fault.")),
+                    changes: Vec::new(),
+                });
+            let answer = match outcome.answer {
+                Ok(answer) if !outcome.changes.is_empty() => match stage(conn, &outcome.changes) {
+                    Ok(()) => {
+                        view.apply(&outcome.changes);
+                        committed.extend(outcome.changes);
+                        Ok(answer)
+                    }
+                    Err(err) => {
+                        log::error!("taskflow store {}: write failed: {err}", path.display());
+                        if conn.is_autocommit() {
+                            // SQLite rolled the whole transaction back.
+                            pending.push((req.reply, Err(persist_failed())));
+                            pending.extend(requests.map(|r| (r.reply, Err(persist_failed()))));
+                            return false;
+                        }
+                        Err(persist_failed())
+                    }
+                },
+                other => other,
+            };
+            pending.push((req.reply, answer));
+        }
+        drop(view);
+        if committed.is_empty() {
+            if let Err(err) = conn.execute_batch("ROLLBACK") {
+                log::error!("taskflow store {}: rollback failed: {err}", path.display());
+            }
+            return true;
+        }
+        if let Err(err) = conn.execute_batch("COMMIT") {
+            log::error!("taskflow store {}: commit failed: {err}", path.display());
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return false;
+        }
+        drop(guard);
+        publish(&mut index.write(), &committed);
+        true
+    }
+}
+
+fn evaluate(view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Outcome {
+    match op {
+        Op::Create { owner, input } => flows::create(view, ctx, owner, input),
+        Op::Mutate { owner, mutation } => flows::mutate(view, ctx, owner, mutation),
+        Op::Cancel { owner, flow_id } => children::cancel(view, ctx, owner, flow_id.as_str()),
+        Op::RunTask { owner, input } => children::run_task(view, ctx, owner, input),
+        Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
+    }
+}
+
+/// Writes one operation's rows; several rows go under a savepoint so that a
+/// failure leaves none of them.
+fn stage(conn: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
+    if changes.len() == 1 {
+        return write(conn, &changes[0]);
+    }
+    conn.execute_batch("SAVEPOINT op")?;
+    match changes.iter().try_for_each(|c| write(conn, c)) {
+        Ok(()) => conn.execute_batch("RELEASE op"),
+        Err(err) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::PutFlow(f) => rows::upsert_flow(conn, f),
+        Change::PutTask(t) => rows::upsert_task(conn, t),
+        Change::DeleteFlow(id) => rows::delete_flow(conn, id),
+        Change::DeleteTask(id) => rows::delete_task(conn, id),
+    }
+}

@@ -1,0 +1,351 @@
+//! Runs a validated [`Action`] against a route's bound TaskFlow and maps the
+//! runtime's typed outcome to a result (success) or an [`ApiError`] that
+//! carries the OpenClaw result shape. No HTTP here.
+
+use abi_stable::std_types::{RResult, RString};
+use openclaw_ffi::outcome::{
+    CancelCode, CancelOutcome, ErrorCode, MutationCode, MutationOutcome, RunTaskCode,
+    RunTaskOutcome, TaskFlowError,
+};
+use openclaw_ffi::records::FlowRecord;
+use openclaw_ffi::runtime::BoundTaskFlowBox;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{ApiError, Code};
+use crate::request::Action;
+use crate::views;
+
+/// Success carries the action's `result`; failure carries the response.
+pub type ActionResult = Result<Box<RawValue>, ApiError>;
+
+const FLOW_NOT_FOUND: &str = "TaskFlow not found.";
+
+/// Runs one action. `default_controller` is the route's `controllerId`.
+pub fn run(flows: &BoundTaskFlowBox, default_controller: &str, action: Action) -> ActionResult {
+    match action {
+        Action::CreateFlow(mut input) => {
+            if input.controller_id.is_empty() {
+                input.controller_id = RString::from(default_controller);
+            }
+            match flows.create_managed(input) {
+                RResult::ROk(flow) => raw(&Created {
+                    created: true,
+                    flow: views::flow(&flow),
+                }),
+                RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => Err(persist_failed(
+                    &serde_json::json!({"created": false, "code": "persist_failed"}),
+                )),
+                RResult::RErr(e) => Err(internal(&e)),
+            }
+        }
+        Action::GetFlow { flow_id } => read_flow(flows.get(flow_id.as_str().into())),
+        Action::ListFlows => match flows.list() {
+            RResult::ROk(list) => raw(&serde_json::json!({ "flows": views::flows(&list) })),
+            RResult::RErr(e) => Err(internal(&e)),
+        },
+        Action::FindLatestFlow => read_flow(flows.find_latest()),
+        Action::ResolveFlow { token } => read_flow(flows.resolve(token.as_str().into())),
+        Action::GetTaskSummary { flow_id } => match flows.get_task_summary(flow_id.as_str().into())
+        {
+            RResult::ROk(summary) => raw(&serde_json::json!({
+                "summary": summary.as_ref().into_option().map(views::SummaryView)
+            })),
+            RResult::RErr(e) => Err(internal(&e)),
+        },
+        Action::SetWaiting(input) => mutation(flows.set_waiting(input)),
+        Action::ResumeFlow(input) => mutation(flows.resume(input)),
+        Action::FinishFlow(input) => mutation(flows.finish(input)),
+        Action::FailFlow(input) => mutation(flows.fail(input)),
+        Action::RequestCancel(input) => mutation(flows.request_cancel(input)),
+        Action::CancelFlow { flow_id } => cancel(flows.cancel(flow_id.as_str().into())),
+        Action::RunTask(input) => run_task(flows.run_task(input)),
+    }
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    created: bool,
+    flow: views::FlowView<'a>,
+}
+
+fn read_flow(
+    res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
+) -> ActionResult {
+    match res {
+        RResult::ROk(flow) => raw(&serde_json::json!({
+            "flow": flow.as_ref().into_option().map(views::flow)
+        })),
+        RResult::RErr(e) => Err(internal(&e)),
+    }
+}
+
+#[derive(Serialize)]
+struct Mutation<'a> {
+    applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<views::FlowView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<views::FlowView<'a>>,
+}
+
+fn mutation(res: RResult<MutationOutcome, TaskFlowError>) -> ActionResult {
+    let out = match res {
+        RResult::ROk(out) => out,
+        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
+            return Err(persist_failed(
+                &serde_json::json!({"applied": false, "code": "persist_failed"}),
+            ))
+        }
+        RResult::RErr(e) => return Err(internal(&e)),
+    };
+    let flow = out.flow.as_ref().into_option().map(views::flow);
+    if out.code == MutationCode::APPLIED {
+        return raw(&Mutation {
+            applied: true,
+            code: None,
+            flow,
+            current: None,
+        });
+    }
+    let (code, message) = match out.code {
+        MutationCode::NOT_FOUND => (Code::NotFound, FLOW_NOT_FOUND),
+        MutationCode::NOT_MANAGED => (Code::NotManaged, Code::NotManaged.default_message()),
+        MutationCode::REVISION_CONFLICT => (
+            Code::RevisionConflict,
+            Code::RevisionConflict.default_message(),
+        ),
+        MutationCode::CANCEL_REQUESTED => (
+            Code::CancelRequested,
+            Code::CancelRequested.default_message(),
+        ),
+        _ => (
+            Code::MutationRejected,
+            Code::MutationRejected.default_message(),
+        ),
+    };
+    let result = raw(&Mutation {
+        applied: false,
+        code: Some(code.as_str()),
+        flow: None,
+        current: flow,
+    })?;
+    Err(ApiError::new(code)
+        .with_message(message)
+        .with_result(result))
+}
+
+#[derive(Serialize)]
+struct Cancel<'a> {
+    found: bool,
+    cancelled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<views::FlowView<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tasks: Vec<views::TaskView<'a>>,
+}
+
+fn cancel(res: RResult<CancelOutcome, TaskFlowError>) -> ActionResult {
+    let out = match res {
+        RResult::ROk(out) => out,
+        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
+            let reason = "Flow persistence failed.";
+            return Err(persist_failed(
+                &serde_json::json!({"found": true, "cancelled": false, "reason": reason}),
+            )
+            .with_message(reason));
+        }
+        RResult::RErr(e) => return Err(internal(&e)),
+    };
+    let flow = out.flow.as_ref().into_option();
+    let already = flow.map(|f| format!("Flow is already {}.", f.status.as_str()));
+    let (code, reason) = match out.code {
+        CancelCode::CANCELLED => (None, None),
+        CancelCode::NOT_FOUND => (Some(Code::NotFound), Some("Flow not found.")),
+        CancelCode::TERMINAL => (Some(Code::Terminal), already.as_deref()),
+        CancelCode::PENDING => (
+            Some(Code::CancelPending),
+            Some(Code::CancelPending.default_message()),
+        ),
+        CancelCode::REVISION_CONFLICT => (
+            Some(Code::RevisionConflict),
+            Some("Flow changed while cancellation was in progress."),
+        ),
+        _ => (
+            Some(Code::CancelRejected),
+            Some(Code::CancelRejected.default_message()),
+        ),
+    };
+    let result = raw(&Cancel {
+        found: out.code != CancelCode::NOT_FOUND,
+        cancelled: out.code == CancelCode::CANCELLED,
+        reason,
+        flow: flow.map(views::flow),
+        tasks: views::tasks(&out.tasks),
+    })?;
+    match code {
+        None => Ok(result),
+        Some(Code::NotFound) => Err(ApiError::new(Code::NotFound)
+            .with_message(FLOW_NOT_FOUND)
+            .with_result(result)),
+        Some(code) => Err(ApiError::new(code)
+            .with_message(reason.unwrap_or(code.default_message()).to_owned())
+            .with_result(result)),
+    }
+}
+
+#[derive(Serialize)]
+struct TaskRun<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    found: Option<bool>,
+    created: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reused: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<views::FlowView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<views::TaskView<'a>>,
+}
+
+fn run_task(res: RResult<RunTaskOutcome, TaskFlowError>) -> ActionResult {
+    let out = match res {
+        RResult::ROk(out) => out,
+        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
+            let reason = "Task persistence failed.";
+            return Err(persist_failed(
+                &serde_json::json!({"found": true, "created": false, "reason": reason}),
+            )
+            .with_message(reason));
+        }
+        RResult::RErr(e) => return Err(internal(&e)),
+    };
+    let flow = out.flow.as_ref().into_option();
+    let created = matches!(out.code, RunTaskCode::CREATED | RunTaskCode::REUSED);
+    if created {
+        return raw(&TaskRun {
+            found: None,
+            created: true,
+            reused: out.code == RunTaskCode::REUSED,
+            reason: None,
+            flow: flow.map(views::flow),
+            task: out.task.as_ref().into_option().map(views::task),
+        });
+    }
+    let already = flow.map(|f| format!("Flow is already {}.", f.status.as_str()));
+    let (code, reason) = match out.code {
+        RunTaskCode::NOT_FOUND => (Code::NotFound, "Flow not found."),
+        RunTaskCode::TERMINAL => (
+            Code::Terminal,
+            already.as_deref().unwrap_or("Flow is already terminal."),
+        ),
+        RunTaskCode::CANCEL_REQUESTED => (
+            Code::CancelRequested,
+            "Flow cancellation has already been requested.",
+        ),
+        RunTaskCode::NOT_MANAGED => (
+            Code::NotManaged,
+            "Flow does not accept managed child tasks.",
+        ),
+        _ => (Code::TaskNotCreated, "Task was not created."),
+    };
+    let result = raw(&TaskRun {
+        found: Some(out.code != RunTaskCode::NOT_FOUND),
+        created: false,
+        reused: false,
+        reason: Some(reason),
+        flow: flow.map(views::flow),
+        task: None,
+    })?;
+    let message = if code == Code::NotFound {
+        FLOW_NOT_FOUND
+    } else {
+        reason
+    };
+    Err(ApiError::new(code)
+        .with_message(message.to_owned())
+        .with_result(result))
+}
+
+/// Refuses a `childSessionKey` outside the route's session tree: it must
+/// start with `<sessionKey>:` (ASCII case-insensitive), as in OpenClaw.
+pub fn check_child_session(session_key: &str, action: &Action) -> Result<(), ApiError> {
+    let Action::RunTask(input) = action else {
+        return Ok(());
+    };
+    let Some(child) = input.child_session_key.as_ref().into_option() else {
+        return Ok(());
+    };
+    let prefix_len = session_key.len() + 1;
+    let inside = child.len() > prefix_len
+        && child.as_bytes()[..session_key.len()].eq_ignore_ascii_case(session_key.as_bytes())
+        && child.as_bytes()[session_key.len()] == b':';
+    if inside {
+        return Ok(());
+    }
+    let reason = Code::ChildSessionForbidden.default_message();
+    let result = raw(&TaskRun {
+        found: Some(true),
+        created: false,
+        reused: false,
+        reason: Some(reason),
+        flow: None,
+        task: None,
+    })?;
+    Err(ApiError::new(Code::ChildSessionForbidden).with_result(result))
+}
+
+fn raw<T: Serialize>(value: &T) -> ActionResult {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        log::error!(target: "webhooks", "could not serialise a result: {e}");
+        ApiError::new(Code::InternalError)
+    })
+}
+
+fn persist_failed(result: &serde_json::Value) -> ApiError {
+    let err = ApiError::new(Code::PersistFailed);
+    match serde_json::value::to_raw_value(result) {
+        Ok(r) => err.with_result(r),
+        Err(_) => err,
+    }
+}
+
+/// A fault of the host: logged once here with its cause, answered with a
+/// generic message.
+fn internal(e: &TaskFlowError) -> ApiError {
+    log::error!(target: "webhooks", "TaskFlow runtime failed: {}", e.message);
+    ApiError::new(Code::InternalError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request;
+    use serde_json::json;
+
+    fn run_task_action(child: &str) -> Action {
+        request::parse(&json!({"action":"run_task","flowId":"f","runtime":"acp","task":"t","childSessionKey":child}))
+            .unwrap()
+    }
+
+    #[test]
+    fn child_sessions_must_be_strict_descendants_of_the_route_session() {
+        let s = "agent:main:main";
+        assert!(check_child_session(s, &run_task_action("agent:main:main:acp:child")).is_ok());
+        assert!(check_child_session(s, &run_task_action("AGENT:MAIN:MAIN:acp:child")).is_ok());
+        for bad in [
+            "agent:main:main",
+            "agent:main:main:",
+            "agent:victim:acp:child",
+            "agent:main:mainx:y",
+        ] {
+            let err = check_child_session(s, &run_task_action(bad)).unwrap_err();
+            assert_eq!(err.code, Code::ChildSessionForbidden, "{bad}");
+        }
+    }
+}

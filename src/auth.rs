@@ -1,0 +1,129 @@
+//! Shared-secret authentication: the secret type, header extraction and a
+//! comparison that leaks neither content nor length through timing.
+
+use std::fmt;
+
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The alternate header a client may use instead of `Authorization: Bearer`.
+pub const SECRET_HEADER: &str = "x-openclaw-webhook-secret";
+
+/// A route's shared secret. It has no `Display`, its `Debug` is redacted,
+/// and it is only ever compared through its digest.
+pub struct Secret {
+    value: String,
+    digest: [u8; 32],
+}
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        let digest = digest(value.as_bytes());
+        Self { value, digest }
+    }
+
+    /// Length in characters, for the weak-secret warning.
+    pub fn char_len(&self) -> usize {
+        self.value.chars().count()
+    }
+
+    /// Whether `presented` equals this secret. Both sides are reduced to
+    /// SHA-256 digests first, so the comparison takes the same time whatever
+    /// the presented value's content or length. An empty presented value
+    /// never matches.
+    pub fn matches(&self, presented: &str) -> bool {
+        if presented.is_empty() || self.value.is_empty() {
+            return false;
+        }
+        bool::from(digest(presented.as_bytes()).ct_eq(&self.digest))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The secret a request presents, per the OpenClaw rules:
+///
+/// 1. The first `Authorization` value, if it starts with `bearer ` (scheme
+///    matched case-insensitively, exactly one space): the rest, trimmed.
+///    `Bearer` with an empty token yields an empty secret; the alternate
+///    header is then not consulted.
+/// 2. Otherwise the first `x-openclaw-webhook-secret` value, trimmed.
+///
+/// Query strings and bodies are never consulted.
+pub fn presented_secret(headers: &HeaderMap) -> &str {
+    if let Some(auth) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if auth.len() >= 7 && auth.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
+            return auth[7..].trim();
+        }
+    }
+    headers
+        .get(SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_the_token_is_trimmed() {
+        assert_eq!(
+            presented_secret(&headers(&[("authorization", "bEaReR  tok ")])),
+            "tok"
+        );
+    }
+
+    #[test]
+    fn bearer_takes_precedence_over_the_alternate_header() {
+        let h = headers(&[("authorization", "Bearer a"), (SECRET_HEADER, "b")]);
+        assert_eq!(presented_secret(&h), "a");
+    }
+
+    #[test]
+    fn an_empty_bearer_token_does_not_fall_back() {
+        let h = headers(&[("authorization", "Bearer   "), (SECRET_HEADER, "b")]);
+        assert_eq!(presented_secret(&h), "");
+    }
+
+    #[test]
+    fn other_schemes_fall_back_to_the_alternate_header() {
+        let h = headers(&[("authorization", "Basic abc"), (SECRET_HEADER, " b ")]);
+        assert_eq!(presented_secret(&h), "b");
+        let tab = headers(&[("authorization", "Bearer\tx")]);
+        assert_eq!(presented_secret(&tab), "");
+    }
+
+    #[test]
+    fn secrets_match_exactly_and_never_when_empty() {
+        let s = Secret::new("shared-secret".into());
+        assert!(s.matches("shared-secret"));
+        assert!(!s.matches("shared-secreT"));
+        assert!(!s.matches("shared-secret-and-more"));
+        assert!(!s.matches(""));
+        assert!(!Secret::new(String::new()).matches(""));
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,122 @@
+//! The body guard: early refusal on `Content-Length`, a streamed size cap,
+//! one timer for the whole read, then UTF-8 and JSON decoding.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web;
+use futures_core::Stream;
+use serde_json::Value;
+
+use crate::config::Limits;
+use crate::error::{ApiError, Code};
+
+/// Whether the first `Content-Type` names JSON (`application/json` or any
+/// `+json` type; parameters such as `charset` are ignored).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// Reads the whole body within the route's size and time limits.
+///
+/// # Errors
+///
+/// `payload_too_large` when the declared or received size exceeds the
+/// limit, `request_timeout` when the body does not arrive in time, and
+/// `invalid_body` when the client goes away mid-body.
+pub async fn read(
+    headers: &HeaderMap,
+    payload: &mut web::Payload,
+    limits: &Limits,
+) -> Result<Vec<u8>, ApiError> {
+    let max = limits.max_body_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::new(Code::PayloadTooLarge));
+    }
+    let capacity = declared.unwrap_or(0).min(max) as usize;
+    let read_all = async {
+        let mut body = Vec::with_capacity(capacity);
+        while let Some(chunk) = poll_fn(|cx| Pin::new(&mut *payload).poll_next(cx)).await {
+            let chunk = chunk
+                .map_err(|_| ApiError::new(Code::InvalidBody).with_message("Connection closed"))?;
+            if body.len() as u64 + chunk.len() as u64 > max {
+                return Err(ApiError::new(Code::PayloadTooLarge));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    actix_web::rt::time::timeout(limits.body_timeout, read_all)
+        .await
+        .map_err(|_| ApiError::new(Code::RequestTimeout))?
+}
+
+/// Decodes a body as UTF-8 JSON. Empty, whitespace-only, malformed or too
+/// deeply nested bodies are `invalid_body`; any JSON value is accepted here
+/// (the action schema judges it next).
+///
+/// # Errors
+///
+/// `invalid_body`, with a message saying which rule failed.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        ApiError::new(Code::InvalidBody).with_message("request body is not valid UTF-8")
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::new(Code::InvalidBody));
+    }
+    serde_json::from_str(text).map_err(|_| ApiError::new(Code::InvalidBody))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        let check = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static("content-type"),
+                HeaderValue::from_str(v).unwrap(),
+            );
+            is_json(&h)
+        };
+        assert!(check("application/json"));
+        assert!(check("Application/JSON; charset=utf-8"));
+        assert!(check("application/vnd.api+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/jsonp"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn bodies_decode_or_fail_as_invalid_body() {
+        assert!(parse_json(br#" {"a":1} "#).is_ok());
+        assert!(parse_json(b"[]").is_ok());
+        for bad in [&b""[..], b"   ", b"{", b"\xff\xfe", b"nul"] {
+            assert_eq!(parse_json(bad).unwrap_err().code, Code::InvalidBody);
+        }
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert_eq!(
+            parse_json(deep.as_bytes()).unwrap_err().code,
+            Code::InvalidBody
+        );
+    }
+}

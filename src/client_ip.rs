@@ -1,0 +1,210 @@
+//! Resolves the client a request comes from, for rate and in-flight keys.
+//!
+//! The socket peer is the client unless it is a trusted proxy. Behind a
+//! trusted proxy, `X-Forwarded-For` is walked right to left and the first hop
+//! that is not itself a trusted proxy is the client; `X-Real-IP` is used only
+//! when the Gateway enables it. A trusted proxy that names no usable client
+//! gets its own shared bucket rather than the proxy's address, so one
+//! misconfigured proxy cannot spend every client's budget.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::HeaderMap;
+
+/// What limits are keyed by, besides the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    Ip(IpAddr),
+    /// A trusted proxy sent no usable client address.
+    UnknownBehindProxy,
+    /// No socket peer address was available.
+    Unknown,
+}
+
+/// An IP address or CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let addr = canonical(addr);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net).into(), self.prefix, 32)
+                    == masked(u32::from(ip).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), self.prefix, 128)
+                    == masked(u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) count as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The Gateway's proxy settings, built once at start.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyPolicy {
+    pub trusted: Vec<IpNet>,
+    pub allow_real_ip_fallback: bool,
+}
+
+impl ProxyPolicy {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client key for a request from `peer` with these headers.
+    pub fn client_key(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> ClientKey {
+        let Some(peer) = peer.map(canonical) else {
+            return ClientKey::Unknown;
+        };
+        if !self.is_trusted(peer) {
+            return ClientKey::Ip(peer);
+        }
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let hop = forwarded
+            .split(',')
+            .rev()
+            .filter_map(parse_hop)
+            .find(|ip| !self.is_trusted(*ip));
+        if let Some(ip) = hop {
+            return ClientKey::Ip(ip);
+        }
+        if self.allow_real_ip_fallback {
+            let real = headers
+                .get("x-real-ip")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_hop);
+            if let Some(ip) = real {
+                return ClientKey::Ip(ip);
+            }
+        }
+        ClientKey::UnknownBehindProxy
+    }
+}
+
+/// One `X-Forwarded-For` entry: an IP literal, optionally with a port
+/// (`1.2.3.4:5`, `[::1]:5`). Anything else is skipped.
+fn parse_hop(raw: &str) -> Option<IpAddr> {
+    let s = raw.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, _) = rest.split_once(']')?;
+        return host.parse::<IpAddr>().ok().map(canonical);
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn policy(trusted: &[&str], real_ip: bool) -> ProxyPolicy {
+        ProxyPolicy {
+            trusted: trusted.iter().map(|s| IpNet::parse(s).unwrap()).collect(),
+            allow_real_ip_fallback: real_ip,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_blocks_match_their_members_only() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains(ip("10.1.200.3")));
+        assert!(!net.contains(ip("10.2.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.0.9")));
+        assert!(IpNet::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("nope").is_none());
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let p = policy(&["10.0.0.1"], false);
+        let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(
+            p.client_key(Some(ip("9.9.9.9")), &h),
+            ClientKey::Ip(ip("9.9.9.9"))
+        );
+    }
+
+    #[test]
+    fn forwarded_hops_are_walked_right_to_left_past_trusted_proxies() {
+        let p = policy(&["10.0.0.0/8"], false);
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4:999, 10.0.0.7")]);
+        assert_eq!(
+            p.client_key(Some(ip("10.0.0.1")), &h),
+            ClientKey::Ip(ip("1.2.3.4"))
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_a_usable_hop_gets_the_shared_unknown_bucket() {
+        let p = policy(&["127.0.0.1"], false);
+        let h = headers(&[("x-forwarded-for", "garbage"), ("x-real-ip", "5.5.5.5")]);
+        assert_eq!(
+            p.client_key(Some(ip("127.0.0.1")), &h),
+            ClientKey::UnknownBehindProxy
+        );
+        let with_real_ip = policy(&["127.0.0.1"], true);
+        assert_eq!(
+            with_real_ip.client_key(Some(ip("127.0.0.1")), &h),
+            ClientKey::Ip(ip("5.5.5.5"))
+        );
+    }
+}

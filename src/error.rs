@@ -1,0 +1,168 @@
+//! Every code a response can carry, and the one place that maps each to its
+//! HTTP status and default message.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use jsoncfg::Issue;
+use serde_json::value::RawValue;
+
+/// A response code of the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    NotFound,
+    MethodNotAllowed,
+    RateLimited,
+    UnsupportedMediaType,
+    InFlightLimited,
+    Unauthorized,
+    PayloadTooLarge,
+    RequestTimeout,
+    InvalidBody,
+    InvalidRequest,
+    NotManaged,
+    RevisionConflict,
+    CancelRequested,
+    Terminal,
+    TaskNotCreated,
+    CancelRejected,
+    MutationRejected,
+    /// Not a failure: 202 with `ok: true`.
+    CancelPending,
+    ChildSessionForbidden,
+    PersistFailed,
+    InternalError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited => "rate_limited",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InFlightLimited => "in_flight_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::InvalidBody => "invalid_body",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotManaged => "not_managed",
+            Self::RevisionConflict => "revision_conflict",
+            Self::CancelRequested => "cancel_requested",
+            Self::Terminal => "terminal",
+            Self::TaskNotCreated => "task_not_created",
+            Self::CancelRejected => "cancel_rejected",
+            Self::MutationRejected => "mutation_rejected",
+            Self::CancelPending => "cancel_pending",
+            Self::ChildSessionForbidden => "child_session_forbidden",
+            Self::PersistFailed => "persist_failed",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    /// The HTTP status of this code. This is the only such mapping.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::CancelPending => 202,
+            Self::InvalidBody | Self::InvalidRequest => 400,
+            Self::Unauthorized => 401,
+            Self::ChildSessionForbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
+            Self::NotManaged
+            | Self::RevisionConflict
+            | Self::CancelRequested
+            | Self::Terminal
+            | Self::TaskNotCreated
+            | Self::CancelRejected
+            | Self::MutationRejected => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited | Self::InFlightLimited => 429,
+            Self::InternalError => 500,
+            Self::PersistFailed => 503,
+        }
+    }
+
+    /// The message used when the outcome supplies none.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Self::NotFound => "Not Found",
+            Self::MethodNotAllowed => "Method Not Allowed",
+            Self::RateLimited | Self::InFlightLimited => "Too Many Requests",
+            Self::UnsupportedMediaType => "Unsupported Media Type",
+            Self::Unauthorized => "unauthorized",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::RequestTimeout => "Request body timeout",
+            Self::InvalidBody => "invalid request body",
+            Self::InvalidRequest => "invalid request",
+            Self::NotManaged => "TaskFlow is not managed by this webhook surface.",
+            Self::RevisionConflict => "TaskFlow changed since the caller's expected revision.",
+            Self::CancelRequested => "Flow cancellation has already been requested.",
+            Self::Terminal => "TaskFlow is already terminal.",
+            Self::TaskNotCreated => "TaskFlow task was not created.",
+            Self::CancelRejected => "TaskFlow cancellation was rejected.",
+            Self::MutationRejected => "TaskFlow mutation was rejected.",
+            Self::CancelPending => "One or more child tasks are still active.",
+            Self::ChildSessionForbidden => {
+                "childSessionKey must be a descendant of the route's session tree."
+            }
+            Self::PersistFailed => "TaskFlow persistence failed.",
+            Self::InternalError => "internal error",
+        }
+    }
+}
+
+/// A response other than plain success: a rejection, or an action outcome
+/// that carries a code.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: Cow<'static, str>,
+    /// For 429: seconds until a retry can succeed (at least 1).
+    pub retry_after: Option<Duration>,
+    /// For `invalid_request`: every schema issue.
+    pub issues: Vec<Issue>,
+    /// The action's `result`, when it has one.
+    pub result: Option<Box<RawValue>>,
+}
+
+impl ApiError {
+    pub fn new(code: Code) -> Self {
+        Self {
+            code,
+            message: Cow::Borrowed(code.default_message()),
+            retry_after: None,
+            issues: Vec::new(),
+            result: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub fn with_result(mut self, result: Box<RawValue>) -> Self {
+        self.result = Some(result);
+        self
+    }
+
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// A schema failure: `error` is the first issue, `issues` all of them.
+    pub fn invalid_request(issues: Vec<Issue>) -> Self {
+        let first = issues
+            .first()
+            .map_or_else(|| "invalid request".to_owned(), Issue::to_string);
+        Self {
+            issues,
+            ..Self::new(Code::InvalidRequest).with_message(first)
+        }
+    }
+}

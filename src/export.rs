@@ -1,0 +1,145 @@
+//! The FFI edge: the exported root module and the running instance.
+//!
+//! Each exported function converts R-types, runs one ordinary function
+//! inside `catch_unwind`, and converts the result back. A panic that reached
+//! the boundary would exit the Gateway, so none may.
+
+use std::net::TcpListener;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::export_root_module;
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::sabi_extern_fn;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RDuration, ROption, RResult, RStr, RString, RVec};
+use openclaw_ffi::module::{
+    BuildInfo, ConfigIssue, PluginInstance, PluginInstanceBox, PluginInstance_TO, PluginMod,
+    PluginMod_Ref, FFI_VERSION,
+};
+use openclaw_ffi::runtime::RuntimeBox;
+
+use crate::server::Server;
+use crate::{config, logging, routes, server, PLUGIN_ID};
+
+#[export_root_module]
+#[allow(unsafe_code)]
+pub fn get_library() -> PluginMod_Ref {
+    PluginMod {
+        plugin_id,
+        build_info,
+        check_config,
+        start,
+    }
+    .leak_into_prefix()
+}
+
+#[sabi_extern_fn]
+fn plugin_id() -> RStr<'static> {
+    RStr::from_str(PLUGIN_ID)
+}
+
+#[sabi_extern_fn]
+fn build_info() -> BuildInfo {
+    BuildInfo {
+        package: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ffi_version: FFI_VERSION.into(),
+        git_revision: env!("OPENCLAW_GIT_REVISION").into(),
+        profile: env!("OPENCLAW_BUILD_PROFILE").into(),
+    }
+}
+
+#[sabi_extern_fn]
+fn check_config(config_json: RStr<'_>) -> RResult<RVec<RString>, RVec<ConfigIssue>> {
+    let checked = catch_unwind(|| config::parse(config_json.as_str()));
+    match checked {
+        Ok(Ok(config)) => RResult::ROk(
+            config
+                .routes
+                .iter()
+                .map(|r| {
+                    let state = if r.enabled { "" } else { " (disabled)" };
+                    format!(
+                        "route {}: POST {} -> session {}{state}",
+                        r.id, r.path, r.session_key
+                    )
+                    .into()
+                })
+                .collect(),
+        ),
+        Ok(Err(issues)) => RResult::RErr(
+            issues
+                .into_iter()
+                .map(|i| ConfigIssue {
+                    path: i.path.into(),
+                    message: i.message.into(),
+                })
+                .collect(),
+        ),
+        Err(_) => RResult::RErr(RVec::from(vec![ConfigIssue {
+            path: RString::new(),
+            message: "internal error while checking the config".into(),
+        }])),
+    }
+}
+
+#[sabi_extern_fn]
+fn start(runtime: RuntimeBox, config_json: RStr<'_>) -> RResult<PluginInstanceBox, RString> {
+    let started = catch_unwind(AssertUnwindSafe(|| {
+        start_inner(runtime, config_json.as_str())
+    }));
+    match started {
+        Ok(Ok(server)) => RResult::ROk(PluginInstance_TO::from_value(
+            Instance { server },
+            TD_Opaque,
+        )),
+        Ok(Err(e)) => RResult::RErr(e.into()),
+        Err(_) => RResult::RErr("the webhooks plugin panicked while starting".into()),
+    }
+}
+
+fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String> {
+    let runtime = Arc::new(runtime);
+    logging::install(Arc::clone(&runtime));
+    let config = config::parse(config_json).map_err(|issues| {
+        let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        format!("invalid webhooks config: {}", list.join("; "))
+    })?;
+    let workers = config.workers;
+    let state = routes::build(&runtime, config)?;
+    let ROption::RSome(fd) = runtime.take_listener() else {
+        return Err("the Gateway handed over no listener".into());
+    };
+    let listener = listener_from_fd(fd)?;
+    server::start(listener, state, workers)
+}
+
+/// Takes ownership of the socket the Gateway bound for us.
+#[allow(unsafe_code)]
+fn listener_from_fd(fd: i32) -> Result<TcpListener, String> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return Err(format!("invalid listener descriptor {fd}"));
+    }
+    // SAFETY: the Gateway moved ownership of this open, listening socket to
+    // us through `take_listener`, which hands it out at most once.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    listener
+        .local_addr()
+        .map_err(|e| format!("the handed-over listener is unusable: {e}"))?;
+    Ok(listener)
+}
+
+struct Instance {
+    server: Server,
+}
+
+impl PluginInstance for Instance {
+    fn stop(&self, grace: RDuration) -> RResult<(), RString> {
+        match catch_unwind(AssertUnwindSafe(|| self.server.stop(grace.into()))) {
+            Ok(()) => RResult::ROk(()),
+            Err(_) => RResult::RErr("the webhooks plugin panicked while stopping".into()),
+        }
+    }
+}

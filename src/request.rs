@@ -1,0 +1,594 @@
+//! The action schemas: a parsed JSON body becomes a typed [`Action`], or a
+//! list of issues worded like the OpenClaw plugin's (zod) messages.
+//!
+//! Every member is strict (unknown keys are refused), strings are trimmed
+//! before their length is checked, and the trimmed value is what is used.
+
+use abi_stable::std_types::{ROption, RString};
+use jsoncfg::Issue;
+use openclaw_ffi::records::{
+    CreateFlow, Fail, Finish, FlowStatus, NotifyPolicy, RequestCancel, Resume, RunTask, SetWaiting,
+    TaskRuntime, TaskStatus, TextPatch,
+};
+use serde_json::{Map, Value};
+
+/// The exact message of the `run_task` cross-field rule.
+pub const RUNNING_ONLY_MESSAGE: &str =
+    "status must be running when startedAt, lastEventAt, or progressSummary is provided";
+
+const ACTIONS: [&str; 13] = [
+    "create_flow",
+    "get_flow",
+    "list_flows",
+    "find_latest_flow",
+    "resolve_flow",
+    "get_task_summary",
+    "set_waiting",
+    "resume_flow",
+    "finish_flow",
+    "fail_flow",
+    "request_cancel",
+    "cancel_flow",
+    "run_task",
+];
+
+/// One validated request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `controller_id` is empty when the request gave none (the route's
+    /// default applies).
+    CreateFlow(CreateFlow),
+    GetFlow {
+        flow_id: String,
+    },
+    ListFlows,
+    FindLatestFlow,
+    ResolveFlow {
+        token: String,
+    },
+    GetTaskSummary {
+        flow_id: String,
+    },
+    SetWaiting(SetWaiting),
+    ResumeFlow(Resume),
+    FinishFlow(Finish),
+    FailFlow(Fail),
+    RequestCancel(RequestCancel),
+    CancelFlow {
+        flow_id: String,
+    },
+    RunTask(RunTask),
+}
+
+impl Action {
+    /// Whether the action writes, and so may wait on disk.
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Self::GetFlow { .. }
+                | Self::ListFlows
+                | Self::FindLatestFlow
+                | Self::ResolveFlow { .. }
+                | Self::GetTaskSummary { .. }
+        )
+    }
+}
+
+/// Validates a request body.
+///
+/// # Errors
+///
+/// Every issue found, in schema order, unknown keys last.
+pub fn parse(value: &Value) -> Result<Action, Vec<Issue>> {
+    let Value::Object(obj) = value else {
+        return Err(vec![issue(
+            "",
+            format!(
+                "Invalid input: expected object, received {}",
+                received(Some(value))
+            ),
+        )]);
+    };
+    let name = obj.get("action").and_then(Value::as_str).map(str::trim);
+    let Some(name) = name.filter(|n| ACTIONS.contains(n)) else {
+        return Err(vec![issue("action", "Invalid input")]);
+    };
+    let mut f = Fields::new(obj);
+    let action = match name {
+        "create_flow" => create_flow(&mut f),
+        "get_flow" => f.text("flowId").map(|flow_id| Action::GetFlow { flow_id }),
+        "list_flows" => Some(Action::ListFlows),
+        "find_latest_flow" => Some(Action::FindLatestFlow),
+        "resolve_flow" => f.text("token").map(|token| Action::ResolveFlow { token }),
+        "get_task_summary" => f
+            .text("flowId")
+            .map(|flow_id| Action::GetTaskSummary { flow_id }),
+        "set_waiting" => set_waiting(&mut f),
+        "resume_flow" => resume_flow(&mut f),
+        "finish_flow" => finish_flow(&mut f),
+        "fail_flow" => fail_flow(&mut f),
+        "request_cancel" => request_cancel(&mut f),
+        "cancel_flow" => f
+            .text("flowId")
+            .map(|flow_id| Action::CancelFlow { flow_id }),
+        _ => run_task(&mut f),
+    };
+    f.finish(action)
+}
+
+fn create_flow(f: &mut Fields<'_>) -> Option<Action> {
+    let goal = f.text("goal");
+    let controller_id = f.opt_text("controllerId");
+    let status = f.opt_choice(
+        "status",
+        &[
+            FlowStatus::Queued,
+            FlowStatus::Running,
+            FlowStatus::Waiting,
+            FlowStatus::Blocked,
+        ],
+        |s| s.as_str(),
+    );
+    let notify_policy = f.opt_choice("notifyPolicy", &NOTIFY_POLICIES, |p| p.as_str());
+    // `null` is treated as absent for create.
+    let current_step = match f.nullable("currentStep") {
+        TextPatch::Set(s) => ROption::RSome(s),
+        _ => ROption::RNone,
+    };
+    let state_json = f.json("stateJson");
+    let wait_json = f.json("waitJson");
+    Some(Action::CreateFlow(CreateFlow {
+        controller_id: controller_id.map(RString::from).unwrap_or_default(),
+        goal: goal?.into(),
+        status: status.unwrap_or(FlowStatus::Queued),
+        notify_policy: notify_policy.unwrap_or(NotifyPolicy::DoneOnly),
+        current_step,
+        state_json,
+        wait_json,
+    }))
+}
+
+const NOTIFY_POLICIES: [NotifyPolicy; 3] = [
+    NotifyPolicy::DoneOnly,
+    NotifyPolicy::StateChanges,
+    NotifyPolicy::Silent,
+];
+
+fn set_waiting(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let expected_revision = f.revision("expectedRevision");
+    let current_step = f.nullable("currentStep");
+    let blocked_task_id = f.nullable("blockedTaskId");
+    let blocked_summary = f.nullable("blockedSummary");
+    let state_json = f.json("stateJson");
+    let wait_json = f.json("waitJson");
+    Some(Action::SetWaiting(SetWaiting {
+        flow_id: flow_id?.into(),
+        expected_revision: expected_revision?,
+        current_step,
+        blocked_task_id,
+        blocked_summary,
+        state_json,
+        wait_json,
+    }))
+}
+
+fn resume_flow(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let expected_revision = f.revision("expectedRevision");
+    let status = f.opt_choice("status", &[FlowStatus::Queued, FlowStatus::Running], |s| {
+        s.as_str()
+    });
+    let current_step = f.nullable("currentStep");
+    let state_json = f.json("stateJson");
+    Some(Action::ResumeFlow(Resume {
+        flow_id: flow_id?.into(),
+        expected_revision: expected_revision?,
+        status: status.unwrap_or(FlowStatus::Queued),
+        current_step,
+        state_json,
+    }))
+}
+
+fn finish_flow(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let expected_revision = f.revision("expectedRevision");
+    let state_json = f.json("stateJson");
+    Some(Action::FinishFlow(Finish {
+        flow_id: flow_id?.into(),
+        expected_revision: expected_revision?,
+        state_json,
+    }))
+}
+
+fn fail_flow(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let expected_revision = f.revision("expectedRevision");
+    let state_json = f.json("stateJson");
+    let blocked_task_id = f.nullable("blockedTaskId");
+    let blocked_summary = f.nullable("blockedSummary");
+    Some(Action::FailFlow(Fail {
+        flow_id: flow_id?.into(),
+        expected_revision: expected_revision?,
+        state_json,
+        blocked_task_id,
+        blocked_summary,
+    }))
+}
+
+fn request_cancel(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let expected_revision = f.revision("expectedRevision");
+    Some(Action::RequestCancel(RequestCancel {
+        flow_id: flow_id?.into(),
+        expected_revision: expected_revision?,
+    }))
+}
+
+fn run_task(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let runtime = f.choice("runtime", &[TaskRuntime::Subagent, TaskRuntime::Acp], |r| {
+        r.as_str()
+    });
+    let task = f.text("task");
+    let source_id = f.opt_text("sourceId");
+    let child_session_key = f.opt_text("childSessionKey");
+    let parent_task_id = f.opt_text("parentTaskId");
+    let agent_id = f.opt_text("agentId");
+    let run_id = f.opt_text("runId");
+    let label = f.opt_text("label");
+    let prefer_metadata = f.opt_bool("preferMetadata");
+    let notify_policy = f.opt_choice("notifyPolicy", &NOTIFY_POLICIES, |p| p.as_str());
+    let status = f.opt_choice("status", &[TaskStatus::Queued, TaskStatus::Running], |s| {
+        s.as_str()
+    });
+    let started_at = f.opt_timestamp("startedAt");
+    let last_event_at = f.opt_timestamp("lastEventAt");
+    let progress_present = f.obj.contains_key("progressSummary");
+    let progress_summary = f.nullable("progressSummary");
+    let running_only = ["startedAt", "lastEventAt"]
+        .iter()
+        .any(|k| f.obj.contains_key(*k))
+        || progress_present;
+    if f.issues.is_empty() && running_only && status != Some(TaskStatus::Running) {
+        f.issues.push(issue("status", RUNNING_ONLY_MESSAGE));
+    }
+    let opt = |s: Option<String>| s.map(RString::from).into();
+    Some(Action::RunTask(RunTask {
+        flow_id: flow_id?.into(),
+        runtime: runtime?,
+        task: task?.into(),
+        source_id: opt(source_id),
+        child_session_key: opt(child_session_key),
+        parent_task_id: opt(parent_task_id),
+        agent_id: opt(agent_id),
+        run_id: opt(run_id),
+        label: opt(label),
+        prefer_metadata: prefer_metadata.unwrap_or(false),
+        notify_policy: notify_policy.into(),
+        status: status.unwrap_or(TaskStatus::Queued),
+        started_at: started_at.into(),
+        last_event_at: last_event_at.into(),
+        progress_summary: match progress_summary {
+            TextPatch::Set(s) => ROption::RSome(s),
+            _ => ROption::RNone,
+        },
+    }))
+}
+
+fn issue(path: &str, message: impl Into<String>) -> Issue {
+    Issue {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// zod's name for a value's type.
+fn received(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "undefined",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Object(_)) => "object",
+    }
+}
+
+/// Reads the fields of one action object, recording issues and which keys
+/// were read so that the rest can be refused as unknown.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    read: Vec<&'static str>,
+    issues: Vec<Issue>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(obj: &'a Map<String, Value>) -> Self {
+        Self {
+            obj,
+            read: vec!["action"],
+            issues: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.read.push(key);
+        self.obj.get(key)
+    }
+
+    fn expected(&mut self, key: &str, what: &str, v: Option<&Value>) {
+        self.issues.push(issue(
+            key,
+            format!("Invalid input: expected {what}, received {}", received(v)),
+        ));
+    }
+
+    fn trimmed(&mut self, key: &'static str, v: &str) -> Option<String> {
+        let t = v.trim();
+        if t.is_empty() {
+            self.issues.push(issue(
+                key,
+                "Too small: expected string to have >=1 characters",
+            ));
+            return None;
+        }
+        Some(t.to_owned())
+    }
+
+    /// A required non-empty string.
+    fn text(&mut self, key: &'static str) -> Option<String> {
+        match self.get(key) {
+            Some(Value::String(s)) => self.trimmed(key, s),
+            other => {
+                self.expected(key, "string", other);
+                None
+            }
+        }
+    }
+
+    /// An optional non-empty string.
+    fn opt_text(&mut self, key: &'static str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(s)) => self.trimmed(key, s),
+            other => {
+                self.expected(key, "string", other);
+                None
+            }
+        }
+    }
+
+    /// An optional string that may be `null` to clear.
+    fn nullable(&mut self, key: &'static str) -> TextPatch {
+        match self.get(key) {
+            None => TextPatch::Keep,
+            Some(Value::Null) => TextPatch::Clear,
+            Some(Value::String(s)) => self
+                .trimmed(key, s)
+                .map_or(TextPatch::Keep, |s| TextPatch::Set(s.into())),
+            other => {
+                self.expected(key, "string", other);
+                TextPatch::Keep
+            }
+        }
+    }
+
+    /// Any JSON value, `null` included, as JSON text.
+    fn json(&mut self, key: &'static str) -> ROption<RString> {
+        match self.get(key) {
+            None => ROption::RNone,
+            Some(v) => ROption::RSome(v.to_string().into()),
+        }
+    }
+
+    fn opt_bool(&mut self, key: &'static str) -> Option<bool> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            other => {
+                self.expected(key, "boolean", other);
+                None
+            }
+        }
+    }
+
+    /// A required non-negative safe integer.
+    fn revision(&mut self, key: &'static str) -> Option<u64> {
+        let v = self.get(key);
+        self.integer(key, v)
+    }
+
+    fn opt_timestamp(&mut self, key: &'static str) -> Option<u64> {
+        match self.get(key) {
+            None => None,
+            v => self.integer(key, v),
+        }
+    }
+
+    fn integer(&mut self, key: &'static str, v: Option<&Value>) -> Option<u64> {
+        const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+        let Some(n) = v
+            .and_then(Value::as_f64)
+            .filter(|_| v.is_some_and(Value::is_number))
+        else {
+            self.expected(key, "number", v);
+            return None;
+        };
+        if n.fract() != 0.0 {
+            self.expected(key, "int", v);
+            None
+        } else if n < 0.0 {
+            self.issues
+                .push(issue(key, "Too small: expected number to be >=0"));
+            None
+        } else if n > MAX_SAFE {
+            self.issues
+                .push(issue(key, "Too big: expected int to be <=9007199254740991"));
+            None
+        } else {
+            Some(n as u64)
+        }
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        key: &'static str,
+        options: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Option<T> {
+        let v = self.get(key);
+        let found = v
+            .and_then(Value::as_str)
+            .and_then(|s| options.iter().copied().find(|o| name(*o) == s.trim()));
+        if found.is_none() {
+            let list: Vec<String> = options
+                .iter()
+                .map(|o| format!("\"{}\"", name(*o)))
+                .collect();
+            self.issues.push(issue(
+                key,
+                format!("Invalid option: expected one of {}", list.join("|")),
+            ));
+        }
+        found
+    }
+
+    fn opt_choice<T: Copy>(
+        &mut self,
+        key: &'static str,
+        options: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Option<T> {
+        if self.obj.contains_key(key) {
+            self.choice(key, options, name)
+        } else {
+            self.read.push(key);
+            None
+        }
+    }
+
+    fn finish(mut self, action: Option<Action>) -> Result<Action, Vec<Issue>> {
+        let unknown: Vec<String> = self
+            .obj
+            .keys()
+            .filter(|k| !self.read.contains(&k.as_str()))
+            .map(|k| format!("\"{k}\""))
+            .collect();
+        if !unknown.is_empty() {
+            let noun = if unknown.len() == 1 { "key" } else { "keys" };
+            self.issues.push(issue(
+                "",
+                format!("Unrecognized {noun}: {}", unknown.join(", ")),
+            ));
+        }
+        match action {
+            Some(a) if self.issues.is_empty() => Ok(a),
+            _ => Err(self.issues),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn first_error(v: Value) -> String {
+        parse(&v).unwrap_err()[0].to_string()
+    }
+
+    #[test]
+    fn create_flow_trims_and_defaults() {
+        let a = parse(&json!({"action":"create_flow","goal":"  Review inbound queue "})).unwrap();
+        let Action::CreateFlow(c) = a else {
+            panic!("wrong action")
+        };
+        assert_eq!(c.goal.as_str(), "Review inbound queue");
+        assert_eq!(c.status, FlowStatus::Queued);
+        assert_eq!(c.notify_policy, NotifyPolicy::DoneOnly);
+        assert!(c.controller_id.is_empty());
+        assert_eq!(c.state_json, ROption::RNone);
+    }
+
+    #[test]
+    fn json_null_is_kept_as_a_value() {
+        let a = parse(&json!({"action":"create_flow","goal":"g","stateJson":null})).unwrap();
+        let Action::CreateFlow(c) = a else {
+            panic!("wrong action")
+        };
+        assert_eq!(c.state_json, ROption::RSome("null".into()));
+    }
+
+    #[test]
+    fn unknown_actions_and_keys_are_refused() {
+        assert_eq!(
+            first_error(json!({"action":"drop_tables"})),
+            "action: Invalid input"
+        );
+        assert_eq!(first_error(json!({"goal":"x"})), "action: Invalid input");
+        assert_eq!(
+            first_error(json!({"action":"list_flows","extra":1})),
+            "Unrecognized key: \"extra\""
+        );
+        assert_eq!(
+            first_error(json!([1])),
+            "Invalid input: expected object, received array"
+        );
+    }
+
+    #[test]
+    fn issues_name_the_field_and_follow_zod_wording() {
+        assert_eq!(
+            first_error(json!({"action":"create_flow"})),
+            "goal: Invalid input: expected string, received undefined"
+        );
+        assert_eq!(
+            first_error(json!({"action":"create_flow","goal":"  "})),
+            "goal: Too small: expected string to have >=1 characters"
+        );
+        assert_eq!(
+            first_error(json!({"action":"set_waiting","flowId":"f","expectedRevision":-1})),
+            "expectedRevision: Too small: expected number to be >=0"
+        );
+        assert_eq!(
+            first_error(json!({"action":"set_waiting","flowId":"f","expectedRevision":1.5})),
+            "expectedRevision: Invalid input: expected int, received number"
+        );
+        assert_eq!(
+            first_error(json!({"action":"run_task","flowId":"f","runtime":"cli","task":"t"})),
+            "runtime: Invalid option: expected one of \"subagent\"|\"acp\""
+        );
+    }
+
+    #[test]
+    fn running_only_fields_need_status_running() {
+        let v = json!({"action":"run_task","flowId":"f","runtime":"acp","task":"t","startedAt":10});
+        assert_eq!(first_error(v), format!("status: {RUNNING_ONLY_MESSAGE}"));
+        let v = json!({"action":"run_task","flowId":"f","runtime":"acp","task":"t","progressSummary":null});
+        assert_eq!(first_error(v), format!("status: {RUNNING_ONLY_MESSAGE}"));
+        let ok = json!({"action":"run_task","flowId":"f","runtime":"acp","task":"t","status":"running","startedAt":10,"lastEventAt":10});
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn every_issue_is_listed() {
+        let issues =
+            parse(&json!({"action":"fail_flow","flowId":1,"blockedSummary":3,"x":1})).unwrap_err();
+        let paths: Vec<_> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["flowId", "expectedRevision", "blockedSummary", ""]);
+    }
+
+    #[test]
+    fn nullable_fields_distinguish_clear_from_keep() {
+        let a = parse(&json!({"action":"set_waiting","flowId":"f","expectedRevision":0,"currentStep":null,"blockedSummary":" s "}))
+            .unwrap();
+        let Action::SetWaiting(s) = a else {
+            panic!("wrong action")
+        };
+        assert_eq!(s.current_step, TextPatch::Clear);
+        assert_eq!(s.blocked_summary, TextPatch::Set("s".into()));
+        assert_eq!(s.blocked_task_id, TextPatch::Keep);
+    }
+}

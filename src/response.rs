@@ -1,0 +1,117 @@
+//! Renders every response: the JSON envelope and the headers that go on all
+//! of them. Only this module builds `HttpResponse`s.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{ApiError, Code};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issues: Option<Vec<IssueView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct IssueView<'a> {
+    path: &'a str,
+    message: &'a str,
+}
+
+/// `200 {"ok":true,"routeId":..,"result":..}`.
+pub fn success(route_id: &str, result: &RawValue) -> HttpResponse {
+    render(
+        200,
+        &Envelope {
+            ok: true,
+            route_id: Some(route_id),
+            code: None,
+            error: None,
+            issues: None,
+            result: Some(result),
+        },
+    )
+}
+
+/// A rejection or coded outcome. Codes below 400 (only `cancel_pending`)
+/// are `ok: true` and carry no `error`.
+pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
+    let status = err.code.status();
+    let ok = status < 400;
+    let issues = (err.code == Code::InvalidRequest).then(|| {
+        err.issues
+            .iter()
+            .map(|i| IssueView {
+                path: &i.path,
+                message: &i.message,
+            })
+            .collect()
+    });
+    let mut res = render(
+        status,
+        &Envelope {
+            ok,
+            route_id,
+            code: Some(err.code.as_str()),
+            error: (!ok).then_some(&*err.message),
+            issues,
+            result: err.result.as_deref(),
+        },
+    );
+    let headers = res.headers_mut();
+    match err.code {
+        Code::MethodNotAllowed => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        Code::Unauthorized => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Code::PayloadTooLarge | Code::RequestTimeout => {
+            res.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+        }
+        _ => {}
+    }
+    if let Some(wait) = err.retry_after {
+        // Whole seconds, rounded up, never 0.
+        let secs = wait.as_millis().div_ceil(1000).max(1);
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+    }
+    res
+}
+
+fn render(status: u16, envelope: &Envelope<'_>) -> HttpResponse {
+    let body = serde_json::to_vec(envelope).unwrap_or_else(|_| {
+        br#"{"ok":false,"code":"internal_error","error":"internal error"}"#.to_vec()
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .insert_header((
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .body(body)
+}

@@ -1,0 +1,138 @@
+//! Turns the parsed config and the Gateway runtime into live routes:
+//! secrets resolved once, sessions bound, limits built. Runs once at start,
+//! before the server exists, so every worker shares the same limiter state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use abi_stable::std_types::{RResult, RStr};
+use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
+
+use crate::auth::Secret;
+use crate::client_ip::{IpNet, ProxyPolicy};
+use crate::config::{Limits, PluginConfig, SecretInput, WEAK_SECRET_CHARS};
+use crate::limits::{InFlightLimiter, RateLimiter};
+
+/// One serving route and its shared state.
+pub struct Route {
+    pub id: String,
+    pub path: String,
+    pub session_key: String,
+    pub controller_id: String,
+    pub secret: Secret,
+    pub limits: Limits,
+    pub rate: RateLimiter,
+    pub in_flight: Arc<InFlightLimiter>,
+    /// The TaskFlow runtime bound to `session_key`.
+    pub flows: Arc<BoundTaskFlowBox>,
+}
+
+/// Everything the request handler reads, built once.
+pub struct AppState {
+    /// Normalised path to route.
+    pub routes: HashMap<String, Arc<Route>>,
+    pub proxy: ProxyPolicy,
+}
+
+/// Builds the routes. A route whose SecretRef cannot be resolved is skipped
+/// with a warning naming it and the reason; the others serve.
+///
+/// # Errors
+///
+/// A message when the Gateway refuses to bind a route's session.
+pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, String> {
+    let settings = runtime.settings();
+    let mut trusted = Vec::new();
+    for entry in settings.trusted_proxies.iter() {
+        match IpNet::parse(entry) {
+            Some(net) => trusted.push(net),
+            None => {
+                log::warn!(target: "webhooks", "ignoring trusted proxy {entry:?}: not an IP address or CIDR block")
+            }
+        }
+    }
+    let proxy = ProxyPolicy {
+        trusted,
+        allow_real_ip_fallback: settings.allow_real_ip_fallback,
+    };
+    let mut routes = HashMap::new();
+    for route in config.routes.into_iter().filter(|r| r.enabled) {
+        let Some(secret) = resolve_secret(runtime, &route.id, route.secret) else {
+            continue;
+        };
+        let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
+            RResult::ROk(flows) => flows,
+            RResult::RErr(e) => {
+                return Err(format!(
+                    "route {}: cannot bind session: {}",
+                    route.id, e.message
+                ))
+            }
+        };
+        log::info!(
+            target: "webhooks",
+            "registered route {} on {} for session {}",
+            route.id, route.path, route.session_key
+        );
+        let limits = route.limits;
+        let live = Route {
+            rate: RateLimiter::new(
+                limits.rate_limit_window,
+                limits.rate_limit_max_requests,
+                limits.max_tracked_keys,
+            ),
+            in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
+            flows: Arc::new(flows),
+            id: route.id,
+            path: route.path.clone(),
+            session_key: route.session_key,
+            controller_id: route.controller_id,
+            secret,
+            limits,
+        };
+        routes.insert(route.path, Arc::new(live));
+    }
+    if routes.is_empty() {
+        log::warn!(target: "webhooks", "no webhook routes are serving");
+    }
+    Ok(AppState { routes, proxy })
+}
+
+fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> Option<Secret> {
+    match secret {
+        SecretInput::Plain(secret) => {
+            if secret.char_len() < WEAK_SECRET_CHARS {
+                log::warn!(
+                    target: "webhooks",
+                    "route {} uses a plain-text secret shorter than {WEAK_SECRET_CHARS} characters; use a longer one or a SecretRef",
+                    route_id
+                );
+            }
+            Some(secret)
+        }
+        SecretInput::Ref {
+            source,
+            provider,
+            id,
+        } => {
+            let resolved = runtime.resolve_secret(
+                RStr::from_str(&source),
+                RStr::from_str(&provider),
+                RStr::from_str(&id),
+            );
+            match resolved {
+                RResult::ROk(value) if !value.trim().is_empty() => {
+                    Some(Secret::new(value.trim().to_owned()))
+                }
+                RResult::ROk(_) => {
+                    log::warn!(target: "webhooks", "skipping route {route_id}: secret {source}:{provider}:{id} resolved to an empty value");
+                    None
+                }
+                RResult::RErr(reason) => {
+                    log::warn!(target: "webhooks", "skipping route {route_id}: {reason}");
+                    None
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The HTTP server: the request pipeline, in the OpenClaw order, and the
+//! server's lifecycle on the plugin's own threads. Only this module and
+//! `response` know about actix.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::Method;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use parking_lot::Mutex;
+
+use crate::actions::{self, ActionResult};
+use crate::auth::presented_secret;
+use crate::body;
+use crate::config::normalize_path;
+use crate::error::{ApiError, Code};
+use crate::request;
+use crate::response;
+use crate::routes::{AppState, Route};
+
+/// Upper bound actix itself allows for a graceful stop; `stop(grace)`
+/// enforces the caller's shorter grace on top.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 300;
+
+/// A running server.
+pub struct Server {
+    handle: ServerHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Starts serving `state` on `listener` with `workers` threads, on a new
+/// thread that owns the actix system.
+///
+/// # Errors
+///
+/// When the listener cannot be used or the thread cannot start.
+pub fn start(
+    listener: std::net::TcpListener,
+    state: AppState,
+    workers: usize,
+) -> Result<Server, String> {
+    let state = web::Data::new(state);
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("webhooks-http".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            let ready = tx.clone();
+            let result = system.block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .default_service(web::to(handle))
+                })
+                .workers(workers)
+                .disable_signals()
+                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                .listen(listener)?
+                .run();
+                let _ = ready.send(Ok(server.handle()));
+                server.await
+            });
+            if let Err(e) = result {
+                let _ = tx.send(Err(e.to_string()));
+            }
+        })
+        .map_err(|e| format!("cannot start the server thread: {e}"))?;
+    match rx.recv() {
+        Ok(Ok(handle)) => Ok(Server {
+            handle,
+            thread: Mutex::new(Some(thread)),
+        }),
+        Ok(Err(e)) => Err(format!("cannot serve on the listener: {e}")),
+        Err(_) => Err("the server thread ended before serving".into()),
+    }
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish within `grace`, then
+    /// forces the rest closed. Later calls return at once.
+    pub fn stop(&self, grace: Duration) {
+        let Some(thread) = self.thread.lock().take() else {
+            return;
+        };
+        // The stop command is sent when called; the returned future only
+        // reports completion, which joining the thread observes instead.
+        drop(self.handle.stop(true));
+        let (done_tx, done_rx) = mpsc::channel();
+        let joiner = std::thread::spawn(move || {
+            let _ = thread.join();
+            let _ = done_tx.send(());
+        });
+        if done_rx.recv_timeout(grace).is_err() {
+            log::warn!(target: "webhooks", "requests still in flight after the grace period; closing them");
+            drop(self.handle.stop(false));
+            let _ = done_rx.recv_timeout(Duration::from_secs(2));
+        }
+        drop(joiner);
+    }
+}
+
+/// Every request lands here. A panic anywhere below becomes a JSON 500 and
+/// the server keeps serving.
+async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match CatchUnwind(Box::pin(pipeline(req, payload, state))).await {
+        Ok(res) => res,
+        Err(()) => response::failure(None, &ApiError::new(Code::InternalError)),
+    }
+}
+
+async fn pipeline(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let path = normalize_path(req.path());
+    let Some(route) = state.routes.get(&path) else {
+        return response::failure(None, &ApiError::new(Code::NotFound));
+    };
+    match serve(route, &req, payload, &state).await {
+        Ok(result) => response::success(&route.id, &result),
+        Err(err) => response::failure(Some(&route.id), &err),
+    }
+}
+
+/// Steps 3–10 of the pipeline; earlier failures never reach later checks.
+async fn serve(
+    route: &std::sync::Arc<Route>,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &AppState,
+) -> ActionResult {
+    if req.method() != Method::POST {
+        return Err(ApiError::new(Code::MethodNotAllowed));
+    }
+    let headers = req.headers();
+    let client = state
+        .proxy
+        .client_key(req.peer_addr().map(|a| a.ip()), headers);
+    route
+        .rate
+        .check(client, Instant::now())
+        .map_err(|wait| ApiError::new(Code::RateLimited).retry_after(wait))?;
+    if !body::is_json(headers) {
+        return Err(ApiError::new(Code::UnsupportedMediaType));
+    }
+    let _slot = route
+        .in_flight
+        .acquire(client)
+        .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
+    if !route.secret.matches(presented_secret(headers)) {
+        return Err(ApiError::new(Code::Unauthorized));
+    }
+    let bytes = body::read(headers, &mut payload, &route.limits).await?;
+    let value = body::parse_json(&bytes)?;
+    let action = request::parse(&value).map_err(ApiError::invalid_request)?;
+    actions::check_child_session(&route.session_key, &action)?;
+    if action.writes() {
+        // Writes may wait on disk: keep them off the few actix workers so
+        // that concurrent writes can share one commit.
+        let route = std::sync::Arc::clone(route);
+        web::block(move || actions::run(&route.flows, &route.controller_id, action))
+            .await
+            .unwrap_or_else(|_| {
+                log::error!(target: "webhooks", "a TaskFlow write panicked or was cancelled");
+                Err(ApiError::new(Code::InternalError))
+            })
+    } else {
+        actions::run(&route.flows, &route.controller_id, action)
+    }
+}
+
+/// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.
+/// The future is boxed so that pinning needs no unsafe projection.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
