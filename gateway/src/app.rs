@@ -37,15 +37,24 @@ pub struct Options {
 
 /// Runs the Gateway until it is told to stop.
 pub fn run(options: Options) -> ExitCode {
-    let config = match config::load(&options.config) {
-        Ok(c) => c,
-        Err(issues) => return refuse(&options, issues.iter().map(ToString::to_string).collect()),
+    let parsed = config::load(&options.config);
+    let mut errors: Vec<String> = parsed.issues.iter().map(ToString::to_string).collect();
+    let Some(config) = parsed.config else {
+        return refuse(&options, errors);
     };
     logger::init(config.log_level);
+    // Plugins check their own sections even when the Gateway's has
+    // problems, so that one run reports everything.
     let plugins = match check_plugins(&config) {
         Ok(p) => p,
-        Err(errors) => return refuse(&options, errors),
+        Err(plugin_errors) => {
+            errors.extend(plugin_errors);
+            Vec::new()
+        }
     };
+    if !errors.is_empty() {
+        return refuse(&options, errors);
+    }
     if options.check {
         return print_check(&options, &plugins);
     }

@@ -57,38 +57,44 @@ pub struct TaskSettings {
     pub max_store_bytes: Option<u64>,
 }
 
-/// Reads and parses a config file.
-///
-/// # Errors
-///
-/// Every problem, each with its dotted path; a file that cannot be read or
-/// is not JSON5 is a single issue.
-pub fn load(file: &Path) -> Result<Config, Vec<Issue>> {
-    let one = |message: String| {
-        vec![Issue {
+/// A parsed config and every problem found in it. `config` is built with
+/// defaults in place of bad values, so that plugin sections can still be
+/// checked and all problems reported together; it is only usable when
+/// `issues` is empty.
+pub struct Parsed {
+    pub config: Option<Config>,
+    pub issues: Vec<Issue>,
+}
+
+/// Reads and parses a config file. A file that cannot be read or is not
+/// JSON5 is a single issue.
+pub fn load(file: &Path) -> Parsed {
+    let one = |message: String| Parsed {
+        config: None,
+        issues: vec![Issue {
             path: String::new(),
             message,
-        }]
+        }],
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| one(format!("cannot read {}: {e}", file.display())))?;
-    let value: Value = json5::from_str(&text)
-        .map_err(|e| one(format!("{} is not valid JSON5: {e}", file.display())))?;
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return one(format!("cannot read {}: {e}", file.display())),
+    };
+    let value: Value = match json5::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return one(format!("{} is not valid JSON5: {e}", file.display())),
+    };
     let base = file.parent().unwrap_or(Path::new("."));
     parse(&value, base)
 }
 
 /// Parses a config value; relative plugin paths resolve against `base`.
-///
-/// # Errors
-///
-/// Every problem found.
-pub fn parse(value: &Value, base: &Path) -> Result<Config, Vec<Issue>> {
+pub fn parse(value: &Value, base: &Path) -> Parsed {
     let mut w = Walker::new();
     let config = parse_root(&mut w, value, base);
-    match config {
-        Some(c) if w.is_clean() => Ok(c),
-        _ => Err(w.issues),
+    Parsed {
+        config,
+        issues: w.issues,
     }
 }
 
@@ -290,8 +296,11 @@ mod tests {
 
     fn parse_text(text: &str) -> Result<Config, Vec<String>> {
         let v: Value = json5::from_str(text).unwrap();
-        parse(&v, Path::new("/etc/openclaw"))
-            .map_err(|i| i.iter().map(ToString::to_string).collect())
+        let parsed = parse(&v, Path::new("/etc/openclaw"));
+        match parsed.config {
+            Some(c) if parsed.issues.is_empty() => Ok(c),
+            _ => Err(parsed.issues.iter().map(ToString::to_string).collect()),
+        }
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! A bad config is refused before anything is bound, with every problem
+//! listed at its full dotted path.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn every_config_mistake_of_gateway_and_plugin_is_listed_at_once_and_nothing_is_served() {
+    let mut config = gateway_config(
+        json!({
+            "routes": {
+                "zapier": route(json!({"secret": {"source": "vault", "provider": "p", "id": "x"}})),
+                "bad id!": route(json!({"path": "/other"})),
+                "nosession": {"secret": SECRET},
+                "limited": route(json!({"path": "/limited", "limits": {"maxInFlight": 0, "burst": 3}}))
+            },
+            "colour": "blue"
+        }),
+        json!({"tasks": {"retentionMs": "soon"}}),
+    );
+    config["gateway"]["port"] = json!(-1);
+    config["gateway"]["trustedProxies"] = json!(["not-an-ip"]);
+    config["unknownTop"] = json!(true);
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(!out.stdout.contains("listening on"));
+    for expected in [
+        "unknownTop: unknown key",
+        "gateway.port: expected a whole number from 0 to 65535",
+        "gateway.trustedProxies.0: expected an IP address or CIDR block",
+        "tasks.retentionMs: expected a number, got string",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+    let base = "plugins.entries.webhooks.config";
+    for expected in [
+        format!("{base}.colour: unknown key"),
+        format!("{base}.routes.zapier.secret.source: expected one of env, file, exec"),
+        format!("{base}.routes.bad id!: route id must match [A-Za-z0-9_-]{{1,64}}"),
+        format!("{base}.routes.nosession.sessionKey: is required"),
+        format!("{base}.routes.limited.limits.burst: unknown key"),
+        format!(
+            "{base}.routes.limited.limits.maxInFlight: expected a whole number from 1 to 100000"
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains("(10 problems)"), "{}", out.stderr);
+}
+
+#[test]
+fn two_routes_with_the_same_normalised_path_are_a_config_error_naming_both() {
+    let config = gateway_config(
+        json!({"routes": {
+            "first": route(json!({"path": "/plugins/webhooks/shared"})),
+            "second": route(json!({"path": "plugins/webhooks/shared/"}))
+        }}),
+        json!({}),
+    );
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains(
+            "plugins.entries.webhooks.config.routes.second.path: conflicts with routes.first.path (/plugins/webhooks/shared)"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_config_file_that_is_not_json5_is_refused() {
+    let dir = TempDir::new("badjson");
+    let path = dir.write("gateway.json5", "{ gateway: { port: 1, }");
+    let out = Gateway::run_file_to_exit(&path, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("is not valid JSON5"), "{}", out.stderr);
+}
+
+#[test]
+fn json5_comments_and_trailing_commas_are_accepted() {
+    let dir = TempDir::new("json5");
+    let text = format!(
+        "// demo\n{{ gateway: {{ port: 0, }}, plugins: {{ load: {{ paths: [{:?}], }}, entries: {{ webhooks: {{ enabled: true, config: {{ routes: {{ a: {{ sessionKey: 's', secret: 'abcdefghijklmnopq', }}, }}, }}, }}, }}, }}, }}",
+        target_dir().display().to_string()
+    );
+    let path = dir.write("gateway.json5", &text);
+    let out = Gateway::run_file_to_exit(&path, dir.path(), &["--check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("route a: POST /plugins/webhooks/a"),
+        "{}",
+        out.stdout
+    );
+}

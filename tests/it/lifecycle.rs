@@ -1,0 +1,164 @@
+//! Startup, plugin loading and shutdown of the Gateway process.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn the_gateway_starts_on_an_ephemeral_port_and_the_plugin_answers_its_route() {
+    let gw = Gateway::start(&default_config());
+    assert_ne!(gw.addr.port(), 0);
+    let res = gw.action(json!({"action": "list_flows"}));
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.json,
+        json!({"ok": true, "routeId": "zapier", "result": {"flows": []}})
+    );
+    let logs = gw.logs();
+    assert!(logs.contains("loaded plugin webhooks"), "{logs}");
+    assert!(
+        logs.contains("registered route zapier on /plugins/webhooks/zapier"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn check_validates_and_prints_the_routes_without_serving() {
+    let out = Gateway::run_to_exit(&default_config(), &["--check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("config ok"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("route zapier: POST /plugins/webhooks/zapier -> session agent:main:main"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("listening on"));
+}
+
+#[test]
+fn a_disabled_plugin_entry_is_not_loaded() {
+    let mut config = default_config();
+    config["plugins"]["entries"]["webhooks"]["enabled"] = json!(false);
+    // A load path without the library: loading it would fail.
+    config["plugins"]["load"]["paths"] = json!(["/nonexistent"]);
+    let out = Gateway::run_to_exit(&config, &["--check"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(!out.stdout.contains("plugin webhooks"), "{}", out.stdout);
+}
+
+#[test]
+fn a_missing_plugin_library_is_a_clear_startup_error() {
+    let dir = TempDir::new("empty");
+    let mut config = default_config();
+    config["plugins"]["load"]["paths"] = json!([dir.path()]);
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("plugin library libopenclaw_webhooks.so not found in plugins.load.paths"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("listening on"));
+}
+
+#[test]
+fn a_plugin_built_against_an_incompatible_abi_is_refused_with_one_line() {
+    let skewed = [target_dir(), target_dir().join("deps")]
+        .iter()
+        .map(|d| d.join("libskewed_plugin.so"))
+        .find(|p| p.is_file())
+        .expect("the skewed-plugin fixture is built by `cargo test`");
+    let dir = TempDir::new("skewed");
+    let lib = dir.path().join("libopenclaw_webhooks.so");
+    std::fs::copy(&skewed, &lib).unwrap();
+    let mut config = default_config();
+    config["plugins"]["load"]["paths"] = json!([dir.path()]);
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("incompatible"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    let line = lines[0];
+    assert!(line.contains(&lib.display().to_string()), "{line}");
+    assert!(line.contains("openclaw-ffi 0.2.0"), "{line}");
+    assert!(line.contains("openclaw-ffi 0.1.0"), "{line}");
+    assert!(
+        out.stderr.len() < 2_000,
+        "the layout dump must not be printed: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    let mut gw = Gateway::start(&default_config());
+    let body = json!({"action": "create_flow", "goal": "finish me"}).to_string();
+    let (first, rest) = body.as_bytes().split_at(10);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(first).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    gw.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).unwrap();
+    let res = read_response(&mut stream);
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["result"]["flow"]["goal"], "finish me");
+    let status = gw.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    let logs = gw.logs();
+    assert!(logs.contains("draining in-flight requests"), "{logs}");
+    assert!(logs.contains("stopped"), "{logs}");
+    assert!(TcpStream::connect(gw.addr).is_err(), "no longer accepting");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    // A long grace and a request that never completes keep the first
+    // shutdown waiting; the second signal must not wait for it.
+    let mut config = default_config();
+    config["gateway"]["shutdownGraceMs"] = json!(60_000);
+    let mut gw = Gateway::start(&config);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    write!(
+        stream,
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    gw.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    gw.signal(libc::SIGINT);
+    let status = gw.wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn plugin_log_records_are_forwarded_through_the_gateway_logger() {
+    let gw = Gateway::start(&default_config());
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("registered route zapier"))
+        .expect("route log line");
+    // `<time> INFO  plugin:webhooks:<target>: <message>`
+    assert!(line.contains(" INFO  plugin:webhooks:webhooks: "), "{line}");
+    assert!(line.starts_with("20"), "{line}");
+}

@@ -1,0 +1,197 @@
+//! The fixed-window rate limit and the in-flight limit, with small
+//! configured limits and exact counts.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn limited(limits: Value, gateway: Value) -> Value {
+    gateway_config(
+        json!({"routes": {"zapier": route(json!({"limits": limits}))}}),
+        gateway,
+    )
+}
+
+fn list_as(gw: &Gateway, path: &str, secret: &str, forwarded_for: Option<&str>) -> Response {
+    let auth = format!("Bearer {secret}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    if let Some(ip) = forwarded_for {
+        headers.push(("x-forwarded-for", ip));
+    }
+    gw.post(path, &headers, br#"{"action":"list_flows"}"#)
+}
+
+#[test]
+fn the_first_refusal_is_request_max_plus_one_with_retry_after() {
+    let gw = Gateway::start(&limited(
+        json!({"rateLimitMaxRequests": 3, "rateLimitWindowMs": 60_000}),
+        json!({}),
+    ));
+    for i in 0..3 {
+        assert_eq!(
+            list_as(&gw, ROUTE_PATH, SECRET, None).status,
+            200,
+            "request {}",
+            i + 1
+        );
+    }
+    let res = list_as(&gw, ROUTE_PATH, SECRET, None);
+    assert_eq!(res.status, 429);
+    assert_eq!(
+        res.json,
+        json!({"ok": false, "routeId": "zapier", "code": "rate_limited", "error": "Too Many Requests"})
+    );
+    let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[test]
+fn failed_authentications_spend_the_same_budget() {
+    let gw = Gateway::start(&limited(json!({"rateLimitMaxRequests": 3}), json!({})));
+    assert_eq!(list_as(&gw, ROUTE_PATH, "wrong", None).status, 401);
+    assert_eq!(list_as(&gw, ROUTE_PATH, "wrong", None).status, 401);
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 200);
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 429);
+}
+
+#[test]
+fn wrong_methods_are_refused_before_they_are_counted() {
+    let gw = Gateway::start(&limited(json!({"rateLimitMaxRequests": 2}), json!({})));
+    for _ in 0..5 {
+        assert_eq!(gw.request("GET", ROUTE_PATH, &[], b"").status, 405);
+    }
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 200);
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 200);
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 429);
+}
+
+#[test]
+fn a_path_with_and_without_trailing_slash_shares_one_budget() {
+    let gw = Gateway::start(&limited(json!({"rateLimitMaxRequests": 2}), json!({})));
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 200);
+    assert_eq!(
+        list_as(&gw, &format!("{ROUTE_PATH}/"), SECRET, None).status,
+        200
+    );
+    assert_eq!(
+        list_as(&gw, &format!("{ROUTE_PATH}/"), SECRET, None).status,
+        429
+    );
+}
+
+#[test]
+fn clients_behind_a_trusted_proxy_get_their_own_budgets() {
+    let gw = Gateway::start(&limited(
+        json!({"rateLimitMaxRequests": 2}),
+        json!({"gateway": {"bind": "127.0.0.1", "port": 0, "trustedProxies": ["127.0.0.1"]}}),
+    ));
+    for _ in 0..2 {
+        assert_eq!(
+            list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
+            200
+        );
+    }
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
+        429
+    );
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.2")).status,
+        200
+    );
+    // Spoofed hops left of a real client do not create new budgets.
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("198.51.100.9, 203.0.113.1")).status,
+        429
+    );
+}
+
+#[test]
+fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() {
+    let gw = Gateway::start(&limited(
+        json!({"rateLimitMaxRequests": 2, "maxTrackedKeys": 2}),
+        json!({"gateway": {"bind": "127.0.0.1", "port": 0, "trustedProxies": ["127.0.0.1"]}}),
+    ));
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
+        200
+    );
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.2")).status,
+        200
+    );
+    // New addresses share one bucket of 2.
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.3")).status,
+        200
+    );
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.4")).status,
+        200
+    );
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.5")).status,
+        429
+    );
+    // The tracked clients kept their own windows.
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
+        200
+    );
+    assert_eq!(
+        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
+        429
+    );
+}
+
+/// Opens a request that holds an in-flight slot until its body is sent.
+fn hold_slot(gw: &Gateway) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 23\r\n\r\n{{\"action\":"
+    )
+    .unwrap();
+    stream
+}
+
+#[test]
+fn the_in_flight_limit_refuses_one_more_and_frees_the_slot_afterwards() {
+    let gw = Gateway::start(&limited(json!({"maxInFlight": 1}), json!({})));
+    let mut held = hold_slot(&gw);
+    std::thread::sleep(Duration::from_millis(300));
+    let res = list_as(&gw, ROUTE_PATH, SECRET, None);
+    assert_eq!(res.status, 429);
+    assert_eq!(res.json["code"], "in_flight_limited");
+    assert_eq!(res.header("retry-after"), Some("1"));
+    held.write_all(b"\"list_flows\"}").unwrap();
+    assert_eq!(read_response(&mut held).status, 200);
+    assert_eq!(list_as(&gw, ROUTE_PATH, SECRET, None).status, 200);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_body_releases_its_slot() {
+    let gw = Gateway::start(&limited(json!({"maxInFlight": 1}), json!({})));
+    let held = hold_slot(&gw);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = list_as(&gw, ROUTE_PATH, SECRET, None).status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status, 200);
+}

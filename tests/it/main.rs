@@ -1,0 +1,12 @@
+//! Integration tests: the real `openclaw-gateway` binary loading the real
+//! `libopenclaw_webhooks.so`, spoken to over HTTP on 127.0.0.1.
+
+mod support;
+
+mod actions;
+mod auth_and_guards;
+mod config_errors;
+mod durability;
+mod lifecycle;
+mod limits;
+mod secrets;
