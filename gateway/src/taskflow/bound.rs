@@ -26,7 +26,9 @@ pub struct Bound {
 }
 
 /// Runs `f`, turning a panic into an `INTERNAL` error.
-fn guarded<T>(f: impl FnOnce() -> Result<T, TaskFlowError>) -> RResult<T, TaskFlowError> {
+pub(crate) fn guarded<T>(
+    f: impl FnOnce() -> Result<T, TaskFlowError>,
+) -> RResult<T, TaskFlowError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.into(),
         Err(_) => RResult::RErr(internal("TaskFlow runtime fault.")),
@@ -242,7 +244,7 @@ impl BoundTaskFlow for Bound {
                 input,
             };
             match self.store.submit(op)? {
-                Answer::RunTask(outcome) => Ok(outcome),
+                Answer::RunTask(outcome) => Ok(*outcome),
                 _ => Err(unexpected()),
             }
         })

@@ -10,19 +10,19 @@ use openclaw_ffi::records::{
 };
 
 use super::model::{
-    agent_id_from_session_key, collapsed_opt, is_managed, is_terminal, new_id, trimmed_opt,
-    FlowEntry, TaskEntry, JSON_NULL,
+    agent_id_from_session_key, collapsed_opt, is_managed, is_terminal, trimmed_opt, FlowEntry,
+    TaskEntry, JSON_NULL,
 };
 use super::ops::{Answer, BatchView, Change, Ctx, Outcome};
 
 pub(crate) const CANCELLED_BY_OPERATOR: &str = "Cancelled by operator.";
 
 fn run_answer(code: RunTaskCode, flow: Option<&FlowEntry>, task: Option<TaskRecord>) -> Answer {
-    Answer::RunTask(RunTaskOutcome {
+    Answer::RunTask(Box::new(RunTaskOutcome {
         code,
         flow: flow.map(|f| f.record.clone()).into(),
         task: task.into(),
-    })
+    }))
 }
 
 pub(crate) fn run_task(
@@ -59,7 +59,7 @@ pub(crate) fn run_task(
         let answer = run_answer(RunTaskCode::REUSED, Some(&flow), Some(merged));
         return Outcome::writes(answer, changes);
     }
-    let record = new_task(&flow, ctx.now, input);
+    let record = new_task(&flow, view.fresh_id(), ctx.now, input);
     let entry = Arc::new(TaskEntry {
         owner: Arc::clone(&flow.owner),
         seq: view.next_seq(),
@@ -141,7 +141,7 @@ fn merge_metadata(existing: &TaskRecord, input: &RunTask) -> TaskRecord {
     t
 }
 
-fn new_task(flow: &FlowEntry, now: u64, input: &RunTask) -> TaskRecord {
+fn new_task(flow: &FlowEntry, task_id: RString, now: u64, input: &RunTask) -> TaskRecord {
     let running = input.status == TaskStatus::Running;
     let started_at: Option<u64> = if running {
         input.started_at.into()
@@ -170,7 +170,7 @@ fn new_task(flow: &FlowEntry, now: u64, input: &RunTask) -> TaskRecord {
             .map(RString::from),
     };
     TaskRecord {
-        task_id: new_id(),
+        task_id,
         runtime: input.runtime,
         source_id: trimmed_opt(&input.source_id),
         child_session_key: child,

@@ -9,8 +9,8 @@ use openclaw_ffi::records::{CreateFlow, FlowRecord, FlowStatus, SyncMode};
 
 use super::error::invalid_input;
 use super::model::{
-    apply_patch, is_managed, is_terminal, json_equal, new_id, patch_matches, patch_sets_value,
-    trimmed, trimmed_opt, FlowEntry, JSON_NULL,
+    apply_patch, is_managed, is_terminal, json_equal, patch_matches, patch_sets_value, trimmed,
+    trimmed_opt, FlowEntry, JSON_NULL,
 };
 use super::ops::{Answer, BatchView, Change, Ctx, Mutation, Outcome};
 
@@ -28,7 +28,7 @@ pub(crate) fn create(
         };
     }
     let record = FlowRecord {
-        flow_id: new_id(),
+        flow_id: view.fresh_id(),
         sync_mode: SyncMode::Managed,
         controller_id,
         revision: 0,

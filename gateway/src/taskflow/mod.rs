@@ -12,19 +12,19 @@
 //! (create and mutations), `children` (run_task, cancel), `sweep`
 //! (maintenance), `writer` (group commit), `store`, `bound`.
 
-mod bound;
+pub(crate) mod bound;
 mod children;
 mod error;
 mod flows;
-mod index;
+pub(crate) mod index;
 mod model;
-mod ops;
+pub(crate) mod ops;
 mod options;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod store;
 mod sweep;
-mod writer;
+pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;

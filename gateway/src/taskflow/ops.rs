@@ -10,7 +10,7 @@ use openclaw_ffi::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, Task
 use openclaw_ffi::records::{CreateFlow, Fail, Finish, FlowRecord, Resume, RunTask, SetWaiting};
 
 use super::index::Index;
-use super::model::{FlowEntry, TaskEntry};
+use super::model::{new_id, FlowEntry, TaskEntry};
 use super::sweep::SweepReport;
 
 /// One of the five revision-checked mutations.
@@ -75,7 +75,7 @@ pub(crate) enum Answer {
     Flow(FlowRecord),
     Mutation(MutationOutcome),
     Cancel(CancelOutcome),
-    RunTask(RunTaskOutcome),
+    RunTask(Box<RunTaskOutcome>),
     Sweep(SweepReport),
 }
 
@@ -84,8 +84,8 @@ pub(crate) enum Answer {
 pub(crate) enum Change {
     PutFlow(Arc<FlowEntry>),
     PutTask(Arc<TaskEntry>),
-    DeleteFlow(String),
-    DeleteTask(String),
+    DeleteFlow { id: String, seq: u64 },
+    DeleteTask { id: String, seq: u64 },
 }
 
 /// What evaluating an operation produced.
@@ -137,6 +137,16 @@ impl<'a> BatchView<'a> {
         }
     }
 
+    /// A random id not used by any flow or task.
+    pub fn fresh_id(&self) -> RString {
+        loop {
+            let id = new_id();
+            if self.flow(&id).is_none() && self.task(&id).is_none() {
+                return id;
+            }
+        }
+    }
+
     /// A fresh creation sequence number (shared by flows and tasks).
     pub fn next_seq(&mut self) -> u64 {
         let seq = *self.next_seq;
@@ -156,7 +166,7 @@ impl<'a> BatchView<'a> {
         self.flow(flow_id).filter(|f| &*f.owner == owner)
     }
 
-    fn task(&self, task_id: &str) -> Option<Arc<TaskEntry>> {
+    pub fn task(&self, task_id: &str) -> Option<Arc<TaskEntry>> {
         match self.tasks.get(task_id) {
             Some(staged) => staged.clone(),
             None => self.index.task(task_id).cloned(),
@@ -200,10 +210,10 @@ impl<'a> BatchView<'a> {
                     }
                     self.tasks.insert(t.id().to_owned(), Some(Arc::clone(t)));
                 }
-                Change::DeleteFlow(id) => {
+                Change::DeleteFlow { id, .. } => {
                     self.flows.insert(id.clone(), None);
                 }
-                Change::DeleteTask(id) => {
+                Change::DeleteTask { id, .. } => {
                     self.tasks.insert(id.clone(), None);
                 }
             }
@@ -217,8 +227,8 @@ pub(crate) fn publish(index: &mut Index, changes: &[Change]) {
         match change {
             Change::PutFlow(f) => index.put_flow(Arc::clone(f)),
             Change::PutTask(t) => index.put_task(Arc::clone(t)),
-            Change::DeleteFlow(id) => index.remove_flow(id),
-            Change::DeleteTask(id) => index.remove_task(id),
+            Change::DeleteFlow { id, .. } => index.remove_flow(id),
+            Change::DeleteTask { id, .. } => index.remove_task(id),
         }
     }
 }

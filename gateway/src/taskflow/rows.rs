@@ -13,14 +13,22 @@ use rusqlite::{params, Connection, Row};
 use super::error::StoreError;
 use super::model::{FlowEntry, TaskEntry};
 
-const FLOW_COLUMNS: &str = "flow_id, seq, owner_key, sync_mode, controller_id, revision, status, \
+macro_rules! flow_columns {
+    () => {
+        "flow_id, seq, owner_key, sync_mode, controller_id, revision, status, \
     notify_policy, goal, current_step, blocked_task_id, blocked_summary, state_json, wait_json, \
-    cancel_requested_at, created_at, updated_at, ended_at";
+    cancel_requested_at, created_at, updated_at, ended_at"
+    };
+}
 
-const TASK_COLUMNS: &str = "task_id, seq, owner_key, runtime, source_id, child_session_key, \
+macro_rules! task_columns {
+    () => {
+        "task_id, seq, owner_key, runtime, source_id, child_session_key, \
     parent_flow_id, parent_task_id, agent_id, run_id, label, error, progress_summary, \
     terminal_summary, terminal_outcome, scope_kind, task, status, delivery_status, notify_policy, \
-    created_at, started_at, ended_at, last_event_at, cleanup_after";
+    created_at, started_at, ended_at, last_event_at, cleanup_after"
+    };
+}
 
 /// Controller id given to restored managed rows that lack one.
 const LEGACY_CONTROLLER: &str = "core/legacy-restored";
@@ -102,9 +110,9 @@ fn read_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(rusqlite::Error) 
 
 /// Loads every flow, in creation order. Any invalid row fails the whole load.
 pub(crate) fn load_flows(conn: &Connection, path: &Path) -> Result<Vec<FlowEntry>, StoreError> {
-    let sql = format!("SELECT {FLOW_COLUMNS} FROM flows ORDER BY seq");
+    let sql = concat!("SELECT ", flow_columns!(), " FROM flows ORDER BY seq");
     let mut stmt = conn
-        .prepare(&sql)
+        .prepare(sql)
         .map_err(read_err(path, "cannot read flows"))?;
     let mut rows = stmt
         .query([])
@@ -167,9 +175,9 @@ fn flow_from_row(row: &Row<'_>, path: &Path) -> Result<FlowEntry, StoreError> {
 
 /// Loads every task, in creation order. Any invalid row fails the whole load.
 pub(crate) fn load_tasks(conn: &Connection, path: &Path) -> Result<Vec<TaskEntry>, StoreError> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY seq");
+    let sql = concat!("SELECT ", task_columns!(), " FROM tasks ORDER BY seq");
     let mut stmt = conn
-        .prepare(&sql)
+        .prepare(sql)
         .map_err(read_err(path, "cannot read tasks"))?;
     let mut rows = stmt
         .query([])
@@ -236,11 +244,12 @@ fn task_from_row(row: &Row<'_>, path: &Path) -> Result<TaskEntry, StoreError> {
 
 pub(crate) fn upsert_flow(conn: &Connection, e: &FlowEntry) -> rusqlite::Result<()> {
     let r = &e.record;
-    let sql = format!(
-        "INSERT OR REPLACE INTO flows ({FLOW_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+    let sql = concat!(
+        "INSERT OR REPLACE INTO flows (",
+        flow_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     );
-    conn.prepare_cached(&sql)?.execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         r.flow_id.as_str(),
         int(e.seq),
         &*e.owner,
@@ -265,11 +274,13 @@ pub(crate) fn upsert_flow(conn: &Connection, e: &FlowEntry) -> rusqlite::Result<
 
 pub(crate) fn upsert_task(conn: &Connection, e: &TaskEntry) -> rusqlite::Result<()> {
     let r = &e.record;
-    let sql = format!(
-        "INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-         ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+    let sql = concat!(
+        "INSERT OR REPLACE INTO tasks (",
+        task_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ",
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
     );
-    conn.prepare_cached(&sql)?.execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         r.task_id.as_str(),
         int(e.seq),
         &*e.owner,
@@ -299,14 +310,14 @@ pub(crate) fn upsert_task(conn: &Connection, e: &TaskEntry) -> rusqlite::Result<
     Ok(())
 }
 
-pub(crate) fn delete_flow(conn: &Connection, flow_id: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM flows WHERE flow_id = ?1")?
-        .execute([flow_id])?;
+pub(crate) fn delete_flow(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM flows WHERE seq = ?1")?
+        .execute([int(seq)])?;
     Ok(())
 }
 
-pub(crate) fn delete_task(conn: &Connection, task_id: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM tasks WHERE task_id = ?1")?
-        .execute([task_id])?;
+pub(crate) fn delete_task(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM tasks WHERE seq = ?1")?
+        .execute([int(seq)])?;
     Ok(())
 }

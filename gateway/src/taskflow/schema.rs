@@ -10,11 +10,15 @@ use rusqlite::Connection;
 use super::error::StoreError;
 
 /// Ordered migrations; migration `i` brings the schema to version `i + 1`.
+///
+/// Rows are keyed by `seq` (creation order, the rowid) so that inserts append
+/// and a batch dirties few pages; ids are random UUIDs whose uniqueness the
+/// writer checks in memory and `open` re-checks, so they carry no index.
 const MIGRATIONS: &[&str] = &[
     // 1: initial tables.
     "CREATE TABLE flows (
-        flow_id TEXT PRIMARY KEY NOT NULL,
-        seq INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY,
+        flow_id TEXT NOT NULL,
         owner_key TEXT NOT NULL,
         sync_mode TEXT NOT NULL,
         controller_id TEXT,
@@ -34,8 +38,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX flows_owner ON flows(owner_key, created_at);
     CREATE TABLE tasks (
-        task_id TEXT PRIMARY KEY NOT NULL,
-        seq INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
         owner_key TEXT NOT NULL,
         runtime TEXT NOT NULL,
         source_id TEXT,

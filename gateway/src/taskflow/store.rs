@@ -36,6 +36,13 @@ pub(crate) struct Inner {
     stop: Arc<(Mutex<bool>, Condvar)>,
 }
 
+fn duplicate(path: &std::path::Path, kind: &str, id: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("{kind} row {id}: duplicate id"),
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -50,10 +57,16 @@ impl Store {
         let mut index = Index::default();
         let mut next_seq = 0u64;
         for flow in rows::load_flows(&conn, &path)? {
+            if index.flow(flow.id()).is_some() {
+                return Err(duplicate(&path, "flow", flow.id()));
+            }
             next_seq = next_seq.max(flow.seq.saturating_add(1));
             index.put_flow(Arc::new(flow));
         }
         for task in rows::load_tasks(&conn, &path)? {
+            if index.task(task.id()).is_some() {
+                return Err(duplicate(&path, "task", task.id()));
+            }
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }

@@ -50,13 +50,15 @@ pub(crate) fn scan(index: &Index, now: u64, retention_ms: u64) -> (Vec<String>, 
     let mut finalize = Vec::new();
     let mut prune = Vec::new();
     for flow in index.all_flows() {
-        if index.has_active_task(flow.id()) {
-            continue;
-        }
-        if wants_finalize(flow) {
-            finalize.push(flow.id().to_owned());
+        let target = if wants_finalize(flow) {
+            &mut finalize
         } else if wants_prune(flow, now, retention_ms) {
-            prune.push(flow.id().to_owned());
+            &mut prune
+        } else {
+            continue;
+        };
+        if !index.has_active_task(flow.id()) {
+            target.push(flow.id().to_owned());
         }
     }
     (finalize, prune)
@@ -101,9 +103,15 @@ pub(crate) fn apply(
             continue;
         }
         for task in &tasks {
-            changes.push(Change::DeleteTask(task.id().to_owned()));
+            changes.push(Change::DeleteTask {
+                id: task.id().to_owned(),
+                seq: task.seq,
+            });
         }
-        changes.push(Change::DeleteFlow(id.clone()));
+        changes.push(Change::DeleteFlow {
+            id: id.clone(),
+            seq: flow.seq,
+        });
         report.pruned_flows += 1;
         report.pruned_tasks += tasks.len();
     }

@@ -55,7 +55,7 @@ impl Writer {
         schema::checkpoint_truncate(&self.conn, &self.path);
     }
 
-    fn process(&mut self, batch: Vec<Request>) {
+    pub(crate) fn process(&mut self, batch: Vec<Request>) {
         let mut pending: Pending = Vec::with_capacity(batch.len());
         let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut pending)));
         let failure = match result {
@@ -99,7 +99,7 @@ impl Writer {
             next_seq,
         } = self;
         let guard = index.read();
-        let mut view = BatchView::new(&*guard, next_seq);
+        let mut view = BatchView::new(&guard, next_seq);
         let mut committed: Vec<Change> = Vec::new();
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             log::error!("taskflow store {}: begin failed: {err}", path.display());
@@ -126,8 +126,10 @@ impl Writer {
                     }
                     Err(err) => {
                         log::error!("taskflow store {}: write failed: {err}", path.display());
-                        if conn.is_autocommit() {
-                            // SQLite rolled the whole transaction back.
+                        // SQLite may roll the whole transaction back (e.g. on
+                        // SQLITE_FULL): replay what the batch staged so far.
+                        if conn.is_autocommit() && replay(conn, &committed).is_err() {
+                            log::error!("taskflow store {}: batch replay failed", path.display());
                             pending.push((req.reply, Err(persist_failed())));
                             pending.extend(requests.map(|r| (r.reply, Err(persist_failed()))));
                             return false;
@@ -141,6 +143,9 @@ impl Writer {
         }
         drop(view);
         if committed.is_empty() {
+            if conn.is_autocommit() {
+                return true;
+            }
             if let Err(err) = conn.execute_batch("ROLLBACK") {
                 log::error!("taskflow store {}: rollback failed: {err}", path.display());
             }
@@ -169,6 +174,16 @@ fn evaluate(view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Outcome {
     }
 }
 
+/// Opens a new transaction holding the rows staged before a rollback.
+fn replay(conn: &Connection, committed: &[Change]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = committed.iter().try_for_each(|c| write(conn, c));
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 /// Writes one operation's rows; several rows go under a savepoint so that a
 /// failure leaves none of them.
 fn stage(conn: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
@@ -191,7 +206,7 @@ fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::PutFlow(f) => rows::upsert_flow(conn, f),
         Change::PutTask(t) => rows::upsert_task(conn, t),
-        Change::DeleteFlow(id) => rows::delete_flow(conn, id),
-        Change::DeleteTask(id) => rows::delete_task(conn, id),
+        Change::DeleteFlow { seq, .. } => rows::delete_flow(conn, *seq),
+        Change::DeleteTask { seq, .. } => rows::delete_task(conn, *seq),
     }
 }

@@ -1,1 +1,13 @@
-//! Tests.
+//! Tests of the TaskFlow store, grouped by concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod children;
+mod concurrency;
+mod crash;
+mod flows;
+mod mutations;
+mod persistence;
+mod sweep;
+mod writer;
