@@ -142,7 +142,8 @@ fn start_ceiling() -> SocketAddr {
         let system = actix_web::rt::System::new();
         let _ = system.block_on(async move {
             HttpServer::new(|| {
-                App::new().default_service(web::to(|| async {
+                // Reads the body as the plugin does, so keep-alive holds.
+                App::new().default_service(web::to(|_body: web::Bytes| async {
                     HttpResponse::Ok()
                         .content_type("application/json; charset=utf-8")
                         .body(r#"{"ok":true,"routeId":"ceiling","result":{"flow":null}}"#)
@@ -252,41 +253,53 @@ fn request_bytes(path: &str, body: &str, secret: &str) -> Vec<u8> {
 }
 
 /// A keep-alive connection that sends one request and reads one response.
+/// When the server closes the connection (it does after refusing a request
+/// whose body it did not read), the next call reconnects, as clients do.
 struct Conn {
+    addr: SocketAddr,
     reader: BufReader<TcpStream>,
     body: Vec<u8>,
 }
 
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    BufReader::with_capacity(64 * 1024, stream)
+}
+
 impl Conn {
     fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
         Conn {
-            reader: BufReader::with_capacity(64 * 1024, stream),
+            addr,
+            reader: connect(addr),
             body: Vec::new(),
         }
     }
 
     /// Returns the status code.
     fn call(&mut self, req: &[u8]) -> u16 {
-        self.reader.get_mut().write_all(req).expect("write");
+        match self.try_call(req) {
+            Some(status) => status,
+            None => {
+                self.reader = connect(self.addr);
+                self.try_call(req).expect("response after reconnecting")
+            }
+        }
+    }
+
+    fn try_call(&mut self, req: &[u8]) -> Option<u16> {
+        self.reader.get_mut().write_all(req).ok()?;
         let mut status = 0;
         let mut length = 0usize;
         let mut line = String::new();
         loop {
             line.clear();
-            if self.reader.read_line(&mut line).expect("read") == 0 {
-                panic!("connection closed");
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
             }
             if status == 0 {
-                status = line
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
+                status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
             } else if line == "\r\n" {
                 break;
             } else if let Some((k, v)) = line.split_once(':') {
@@ -296,8 +309,8 @@ impl Conn {
             }
         }
         self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).expect("body");
-        status
+        self.reader.read_exact(&mut self.body).ok()?;
+        Some(status)
     }
 }
 

@@ -11,4 +11,5 @@ mod config_errors;
 mod durability;
 mod lifecycle;
 mod limits;
+mod load;
 mod secrets;

@@ -1,0 +1,1 @@
+//! Load and fault tests: bounded in count and time, loopback only.
