@@ -264,7 +264,9 @@ struct Conn {
 fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     BufReader::with_capacity(64 * 1024, stream)
 }
 
@@ -299,7 +301,11 @@ impl Conn {
                 return None;
             }
             if status == 0 {
-                status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                status = line
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             } else if line == "\r\n" {
                 break;
             } else if let Some((k, v)) = line.split_once(':') {

@@ -41,16 +41,18 @@ pub fn run(flows: &BoundTaskFlowBox, default_controller: &str, action: Action) -
         }
         Action::GetFlow { flow_id } => read_flow(flows.get(flow_id.as_str().into())),
         Action::ListFlows => match flows.list() {
-            RResult::ROk(list) => raw(&serde_json::json!({ "flows": views::flows(&list) })),
+            RResult::ROk(list) => raw(&FlowList {
+                flows: views::flows(&list),
+            }),
             RResult::RErr(e) => Err(internal(&e)),
         },
         Action::FindLatestFlow => read_flow(flows.find_latest()),
         Action::ResolveFlow { token } => read_flow(flows.resolve(token.as_str().into())),
         Action::GetTaskSummary { flow_id } => match flows.get_task_summary(flow_id.as_str().into())
         {
-            RResult::ROk(summary) => raw(&serde_json::json!({
-                "summary": summary.as_ref().into_option().map(views::SummaryView)
-            })),
+            RResult::ROk(summary) => raw(&Summary {
+                summary: summary.as_ref().into_option().map(views::SummaryView),
+            }),
             RResult::RErr(e) => Err(internal(&e)),
         },
         Action::SetWaiting(input) => mutation(flows.set_waiting(input)),
@@ -63,6 +65,23 @@ pub fn run(flows: &BoundTaskFlowBox, default_controller: &str, action: Action) -
     }
 }
 
+// Results are typed structs, serialised straight to JSON text: building a
+// `serde_json::Value` first costs a map per flow.
+#[derive(Serialize)]
+struct FlowList<'a> {
+    flows: Vec<views::FlowView<'a>>,
+}
+
+#[derive(Serialize)]
+struct OneFlow<'a> {
+    flow: Option<views::FlowView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    summary: Option<views::SummaryView<'a>>,
+}
+
 #[derive(Serialize)]
 struct Created<'a> {
     created: bool,
@@ -73,9 +92,9 @@ fn read_flow(
     res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
 ) -> ActionResult {
     match res {
-        RResult::ROk(flow) => raw(&serde_json::json!({
-            "flow": flow.as_ref().into_option().map(views::flow)
-        })),
+        RResult::ROk(flow) => raw(&OneFlow {
+            flow: flow.as_ref().into_option().map(views::flow),
+        }),
         RResult::RErr(e) => Err(internal(&e)),
     }
 }

@@ -196,3 +196,32 @@ impl<F: Future> Future for CatchUnwind<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_future_becomes_an_error_value() {
+        let system = actix_web::rt::System::new();
+        let out = system.block_on(CatchUnwind(Box::pin(async {
+            actix_web::rt::task::yield_now().await;
+            panic!("handler bug");
+        })));
+        assert_eq!(out, Err::<(), ()>(()));
+        let ok = system.block_on(CatchUnwind(Box::pin(async { 7 })));
+        assert_eq!(ok, Ok(7));
+    }
+
+    #[test]
+    fn the_panic_response_is_a_json_500() {
+        let res = response::failure(None, &ApiError::new(Code::InternalError));
+        assert_eq!(res.status().as_u16(), 500);
+        assert_eq!(
+            res.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json; charset=utf-8")
+        );
+    }
+}
