@@ -36,7 +36,13 @@ impl IpNet {
             Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
             None => (s.parse::<IpAddr>().ok()?, None),
         };
-        let addr = canonical(addr);
+        let mapped = addr.is_ipv6() && canonical(addr).is_ipv4();
+        let (addr, prefix) = match (mapped, prefix) {
+            // `::ffff:10.0.0.0/104` is the IPv4 block `10.0.0.0/8`.
+            (true, Some(p)) if p >= 96 => (canonical(addr), Some(p - 96)),
+            (true, Some(_)) => return None,
+            _ => (canonical(addr), prefix),
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         (prefix <= max).then_some(Self { addr, prefix })
@@ -109,7 +115,8 @@ impl ProxyPolicy {
             let real = headers
                 .get("x-real-ip")
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_hop);
+                .and_then(parse_hop)
+                .filter(|ip| !self.is_trusted(*ip));
             if let Some(ip) = real {
                 return ClientKey::Ip(ip);
             }
@@ -170,6 +177,10 @@ mod tests {
         assert!(IpNet::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
         assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(IpNet::parse("10.0.0.0/33").is_none());
+        let mapped = IpNet::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.200.0.1")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
+        assert!(IpNet::parse("::ffff:10.0.0.0/64").is_none());
         assert!(IpNet::parse("nope").is_none());
     }
 

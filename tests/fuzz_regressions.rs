@@ -27,8 +27,8 @@ fn headers(pairs: &[(&[u8], &[u8])]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         map.append(
-            HeaderName::from_bytes(name).unwrap(),
-            HeaderValue::from_bytes(value).unwrap(),
+            HeaderName::from_bytes(name).unwrap_or_else(|e| panic!("{name:?}: {e}")),
+            HeaderValue::from_bytes(value).unwrap_or_else(|e| panic!("{value:?}: {e}")),
         );
     }
     map
@@ -131,7 +131,7 @@ fn nested_but_allowed_bodies_reach_the_schema_and_get_issues() {
     let value = parse_json(body.as_bytes()).unwrap();
     let issues = request::parse(&value).unwrap_err();
     assert_eq!(issues.len(), 1, "{issues:?}");
-    assert_eq!(issues[0].path, "extra");
+    assert_eq!(issues[0].message, "Unrecognized key: \"extra\"");
 }
 
 #[test]
@@ -173,9 +173,12 @@ fn non_ascii_header_bytes_never_count_as_a_secret_or_content_type() {
         (b"x-openclaw-webhook-secret", b" alt "),
     ]);
     assert_eq!(presented_secret(&h), "alt");
-    let h = headers(&[(b"authorization", b"Bearer"), (b"content-type", b";+json")]);
+    let h = headers(&[
+        (b"authorization", b"Bearer"),
+        (b"content-type", b" Application/Problem+JSON ;x"),
+    ]);
     assert_eq!(presented_secret(&h), "");
-    assert!(is_json(&h), "any +json media type counts, even an odd one");
+    assert!(is_json(&h), "any +json media type counts");
 }
 
 #[test]

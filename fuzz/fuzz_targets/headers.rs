@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(net) = IpNet::parse(raw) {
             let addr = raw.trim().split('/').next().unwrap_or_default();
             let addr: IpAddr = addr.parse().expect("IpNet::parse accepted a bad address");
-            assert!(net.contains(addr), "{raw:?} does not contain its own address");
+            assert!(
+                net.contains(addr),
+                "{raw:?} does not contain its own address"
+            );
         }
     }
     let policy = ProxyPolicy {
@@ -49,7 +52,12 @@ fuzz_target!(|data: &[u8]| {
         allow_real_ip_fallback: flags & 1 != 0,
     };
     let peer: Option<IpAddr> = if flags & 2 != 0 {
-        Some(peer_text.trim().parse().unwrap_or(IpAddr::from([10, 0, 0, 1])))
+        Some(
+            peer_text
+                .trim()
+                .parse()
+                .unwrap_or(IpAddr::from([10, 0, 0, 1])),
+        )
     } else {
         None
     };
@@ -83,7 +91,11 @@ fuzz_target!(|data: &[u8]| {
                 IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(p, IpAddr::V4),
                 v4 => v4,
             };
-            assert_eq!(k, ClientKey::Ip(canonical), "an untrusted peer is the client");
+            assert_eq!(
+                k,
+                ClientKey::Ip(canonical),
+                "an untrusted peer is the client"
+            );
         }
         (Some(_), ClientKey::Ip(ip)) => {
             if let IpAddr::V6(v6) = ip {

@@ -134,7 +134,11 @@ fn check_in_flight(max: u32, max_keys: usize, clients: usize, steps: &[(u8, u8)]
             holders.dedup();
             let got = limiter.acquire(key(k));
             if all_fit {
-                assert_eq!(got.is_some(), mine < max, "client {k} holds {mine}, max {max}");
+                assert_eq!(
+                    got.is_some(),
+                    mine < max,
+                    "client {k} holds {mine}, max {max}"
+                );
             } else if holders.len() < cap && mine < max {
                 assert!(got.is_some(), "client {k} under its limit was refused");
             }
@@ -143,9 +147,16 @@ fn check_in_flight(max: u32, max_keys: usize, clients: usize, steps: &[(u8, u8)]
             }
         }
         let n = limiter.in_flight();
-        assert_eq!(n as usize, held.len(), "in_flight disagrees with held guards");
+        assert_eq!(
+            n as usize,
+            held.len(),
+            "in_flight disagrees with held guards"
+        );
         let tracked = clients.min(cap) as u32;
-        assert!(n <= max * (tracked + 1), "{n} in flight, max {max} x ({tracked} + 1)");
+        assert!(
+            n <= max * (tracked + 1),
+            "{n} in flight, max {max} x ({tracked} + 1)"
+        );
     }
     drop(held);
     assert_eq!(limiter.in_flight(), 0, "slots leaked");

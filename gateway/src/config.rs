@@ -80,12 +80,63 @@ pub fn load(file: &Path) -> Parsed {
         Ok(t) => t,
         Err(e) => return one(format!("cannot read {}: {e}", file.display())),
     };
+    if exceeds_depth(&text, MAX_NESTING) {
+        return one(format!(
+            "{} is nested deeper than {MAX_NESTING} levels",
+            file.display()
+        ));
+    }
     let value: Value = match json5::from_str(&text) {
         Ok(v) => v,
         Err(e) => return one(format!("{} is not valid JSON5: {e}", file.display())),
     };
     let base = file.parent().unwrap_or(Path::new("."));
     parse(&value, base)
+}
+
+/// The deepest nesting of objects and arrays a config file may have. The
+/// JSON5 parser recurses once per level without a limit of its own, so a
+/// hostile file could otherwise overflow the stack; plugins parse their
+/// section with serde_json, whose limit is 128 as well.
+pub const MAX_NESTING: usize = 128;
+
+/// Whether `text` nests `[`/`{` deeper than `max`, ignoring brackets inside
+/// strings (either quote, with escapes) and comments.
+fn exceeds_depth(text: &str, max: usize) -> bool {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Parses a config value; relative plugin paths resolve against `base`.
@@ -190,7 +241,11 @@ fn is_ip_or_cidr(s: &str) -> bool {
         return false;
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+    // An IPv4-mapped block must cover whole IPv4 blocks (prefix >= 96), as
+    // the plugin matches it against IPv4 clients.
+    let mapped = matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+    let min = if mapped { 96 } else { 0 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| (min..=max).contains(&p)))
 }
 
 fn parse_plugins(
@@ -301,6 +356,15 @@ mod tests {
             Some(c) if parsed.issues.is_empty() => Ok(c),
             _ => Err(parsed.issues.iter().map(ToString::to_string).collect()),
         }
+    }
+
+    #[test]
+    fn nesting_depth_ignores_strings_and_comments() {
+        assert!(!exceeds_depth("{a: [1, {b: 2}]}", 3));
+        assert!(exceeds_depth("{a: [1, {b: [2]}]}", 3));
+        assert!(!exceeds_depth(r#"{a: "[[[[", b: '{{{{\'{{'}"#, 1));
+        assert!(!exceeds_depth("{ // [[[[\n a: 1 /* {{{{ */ }", 1));
+        assert!(exceeds_depth(&"[".repeat(100_000), MAX_NESTING));
     }
 
     #[test]
