@@ -86,18 +86,11 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use crate::auth::test_headers;
 
     #[test]
     fn json_media_types_are_recognised() {
-        let check = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(
-                HeaderName::from_static("content-type"),
-                HeaderValue::from_str(v).unwrap(),
-            );
-            is_json(&h)
-        };
+        let check = |v: &str| is_json(&test_headers(&[("content-type", v)]));
         assert!(check("application/json"));
         assert!(check("Application/JSON; charset=utf-8"));
         assert!(check("application/vnd.api+json"));

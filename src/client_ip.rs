@@ -144,24 +144,13 @@ fn parse_hop(raw: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use crate::auth::test_headers as headers;
 
     fn policy(trusted: &[&str], real_ip: bool) -> ProxyPolicy {
         ProxyPolicy {
             trusted: trusted.iter().map(|s| IpNet::parse(s).unwrap()).collect(),
             allow_real_ip_fallback: real_ip,
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
     }
 
     fn ip(s: &str) -> IpAddr {
