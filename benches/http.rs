@@ -188,7 +188,7 @@ impl Gateway {
             "gateway": {"bind": "127.0.0.1", "port": 0},
             "logging": {"level": "warn"},
             "plugins": {
-                "load": {"paths": [target]},
+                "load": {"paths": [target.join("deps"), target.clone()]},
                 "entries": {"webhooks": {"enabled": true, "config": {
                     "workers": WORKERS,
                     "limits": limits,

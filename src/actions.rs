@@ -8,7 +8,7 @@ use openclaw_ffi::outcome::{
     RunTaskOutcome, TaskFlowError,
 };
 use openclaw_ffi::records::FlowRecord;
-use openclaw_ffi::runtime::BoundTaskFlowBox;
+use openclaw_ffi::runtime::{BoundTaskFlowBox, WriteOutcome, WriteRequest};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -21,48 +21,129 @@ pub type ActionResult = Result<Box<RawValue>, ApiError>;
 
 const FLOW_NOT_FOUND: &str = "TaskFlow not found.";
 
-/// Runs one action. `default_controller` is the route's `controllerId`.
-pub fn run(flows: &BoundTaskFlowBox, default_controller: &str, action: Action) -> ActionResult {
+/// What an action does: a read answered at once from memory, or a write
+/// that is submitted to the runtime and completes once durable.
+// Lives on the stack for one request; boxing the write would only allocate.
+#[allow(clippy::large_enum_variant)]
+pub enum Plan {
+    Read(Read),
+    Write(WriteKind, WriteRequest),
+}
+
+/// The five reads.
+pub enum Read {
+    GetFlow(String),
+    ListFlows,
+    FindLatestFlow,
+    ResolveFlow(String),
+    GetTaskSummary(String),
+}
+
+/// Which result shape a write's outcome takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Create,
+    Mutation,
+    Cancel,
+    RunTask,
+}
+
+/// Splits an action into a read or a write. `default_controller` is the
+/// route's `controllerId`, used when `create_flow` names none.
+pub fn plan(action: Action, default_controller: &str) -> Plan {
+    let write = |kind, request| Plan::Write(kind, request);
     match action {
         Action::CreateFlow(mut input) => {
             if input.controller_id.is_empty() {
                 input.controller_id = RString::from(default_controller);
             }
-            match flows.create_managed(input) {
-                RResult::ROk(flow) => raw(&Created {
-                    created: true,
-                    flow: views::flow(&flow),
-                }),
-                RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => Err(persist_failed(
-                    &serde_json::json!({"created": false, "code": "persist_failed"}),
-                )),
-                RResult::RErr(e) => Err(internal(&e)),
-            }
+            write(WriteKind::Create, WriteRequest::Create(input))
         }
-        Action::GetFlow { flow_id } => read_flow(flows.get(flow_id.as_str().into())),
-        Action::ListFlows => match flows.list() {
+        Action::GetFlow { flow_id } => Plan::Read(Read::GetFlow(flow_id)),
+        Action::ListFlows => Plan::Read(Read::ListFlows),
+        Action::FindLatestFlow => Plan::Read(Read::FindLatestFlow),
+        Action::ResolveFlow { token } => Plan::Read(Read::ResolveFlow(token)),
+        Action::GetTaskSummary { flow_id } => Plan::Read(Read::GetTaskSummary(flow_id)),
+        Action::SetWaiting(i) => write(WriteKind::Mutation, WriteRequest::SetWaiting(i)),
+        Action::ResumeFlow(i) => write(WriteKind::Mutation, WriteRequest::Resume(i)),
+        Action::FinishFlow(i) => write(WriteKind::Mutation, WriteRequest::Finish(i)),
+        Action::FailFlow(i) => write(WriteKind::Mutation, WriteRequest::Fail(i)),
+        Action::RequestCancel(i) => write(WriteKind::Mutation, WriteRequest::RequestCancel(i)),
+        Action::CancelFlow { flow_id } => {
+            write(WriteKind::Cancel, WriteRequest::Cancel(flow_id.into()))
+        }
+        Action::RunTask(i) => write(WriteKind::RunTask, WriteRequest::RunTask(i)),
+    }
+}
+
+/// Answers a read from the bound TaskFlow.
+pub fn read(flows: &BoundTaskFlowBox, read: Read) -> ActionResult {
+    match read {
+        Read::GetFlow(flow_id) => read_flow(flows.get(flow_id.as_str().into())),
+        Read::ListFlows => match flows.list() {
             RResult::ROk(list) => raw(&FlowList {
                 flows: views::flows(&list),
             }),
             RResult::RErr(e) => Err(internal(&e)),
         },
-        Action::FindLatestFlow => read_flow(flows.find_latest()),
-        Action::ResolveFlow { token } => read_flow(flows.resolve(token.as_str().into())),
-        Action::GetTaskSummary { flow_id } => match flows.get_task_summary(flow_id.as_str().into())
-        {
+        Read::FindLatestFlow => read_flow(flows.find_latest()),
+        Read::ResolveFlow(token) => read_flow(flows.resolve(token.as_str().into())),
+        Read::GetTaskSummary(flow_id) => match flows.get_task_summary(flow_id.as_str().into()) {
             RResult::ROk(summary) => raw(&Summary {
                 summary: summary.as_ref().into_option().map(views::SummaryView),
             }),
             RResult::RErr(e) => Err(internal(&e)),
         },
-        Action::SetWaiting(input) => mutation(flows.set_waiting(input)),
-        Action::ResumeFlow(input) => mutation(flows.resume(input)),
-        Action::FinishFlow(input) => mutation(flows.finish(input)),
-        Action::FailFlow(input) => mutation(flows.fail(input)),
-        Action::RequestCancel(input) => mutation(flows.request_cancel(input)),
-        Action::CancelFlow { flow_id } => cancel(flows.cancel(flow_id.as_str().into())),
-        Action::RunTask(input) => run_task(flows.run_task(input)),
     }
+}
+
+/// Maps the outcome of a submitted write to the action's result.
+pub fn written(kind: WriteKind, outcome: RResult<WriteOutcome, TaskFlowError>) -> ActionResult {
+    let outcome = match outcome {
+        RResult::ROk(o) => o,
+        RResult::RErr(e) => return refused_write(kind, e),
+    };
+    match (kind, outcome) {
+        (WriteKind::Create, WriteOutcome::Created(flow)) => raw(&Created {
+            created: true,
+            flow: views::flow(&flow),
+        }),
+        (WriteKind::Mutation, WriteOutcome::Mutation(out)) => mutation(out),
+        (WriteKind::Cancel, WriteOutcome::Cancel(out)) => cancel(out),
+        (WriteKind::RunTask, WriteOutcome::RunTask(out)) => run_task(out),
+        _ => Err(internal(&TaskFlowError::new(
+            ErrorCode::INTERNAL,
+            "the runtime answered a write with the wrong outcome",
+        ))),
+    }
+}
+
+/// A write the runtime could not perform: a store that could not persist is
+/// `persist_failed` with the action's result shape; anything else is an
+/// internal error.
+fn refused_write(kind: WriteKind, e: TaskFlowError) -> ActionResult {
+    if e.code != ErrorCode::PERSIST_FAILED {
+        return Err(internal(&e));
+    }
+    let (result, message) = match kind {
+        WriteKind::Create => (
+            serde_json::json!({"created": false, "code": "persist_failed"}),
+            Code::PersistFailed.default_message(),
+        ),
+        WriteKind::Mutation => (
+            serde_json::json!({"applied": false, "code": "persist_failed"}),
+            Code::PersistFailed.default_message(),
+        ),
+        WriteKind::Cancel => (
+            serde_json::json!({"found": true, "cancelled": false, "reason": "Flow persistence failed."}),
+            "Flow persistence failed.",
+        ),
+        WriteKind::RunTask => (
+            serde_json::json!({"found": true, "created": false, "reason": "Task persistence failed."}),
+            "Task persistence failed.",
+        ),
+    };
+    Err(persist_failed(&result).with_message(message))
 }
 
 // Results are typed structs, serialised straight to JSON text: building a
@@ -110,16 +191,7 @@ struct Mutation<'a> {
     current: Option<views::FlowView<'a>>,
 }
 
-fn mutation(res: RResult<MutationOutcome, TaskFlowError>) -> ActionResult {
-    let out = match res {
-        RResult::ROk(out) => out,
-        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
-            return Err(persist_failed(
-                &serde_json::json!({"applied": false, "code": "persist_failed"}),
-            ))
-        }
-        RResult::RErr(e) => return Err(internal(&e)),
-    };
+fn mutation(out: MutationOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option().map(views::flow);
     if out.code == MutationCode::APPLIED {
         return raw(&Mutation {
@@ -168,18 +240,7 @@ struct Cancel<'a> {
     tasks: Vec<views::TaskView<'a>>,
 }
 
-fn cancel(res: RResult<CancelOutcome, TaskFlowError>) -> ActionResult {
-    let out = match res {
-        RResult::ROk(out) => out,
-        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
-            let reason = "Flow persistence failed.";
-            return Err(persist_failed(
-                &serde_json::json!({"found": true, "cancelled": false, "reason": reason}),
-            )
-            .with_message(reason));
-        }
-        RResult::RErr(e) => return Err(internal(&e)),
-    };
+fn cancel(out: CancelOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option();
     let already = flow.map(|f| format!("Flow is already {}.", f.status.as_str()));
     let (code, reason) = match out.code {
@@ -232,18 +293,7 @@ struct TaskRun<'a> {
     task: Option<views::TaskView<'a>>,
 }
 
-fn run_task(res: RResult<RunTaskOutcome, TaskFlowError>) -> ActionResult {
-    let out = match res {
-        RResult::ROk(out) => out,
-        RResult::RErr(e) if e.code == ErrorCode::PERSIST_FAILED => {
-            let reason = "Task persistence failed.";
-            return Err(persist_failed(
-                &serde_json::json!({"found": true, "created": false, "reason": reason}),
-            )
-            .with_message(reason));
-        }
-        RResult::RErr(e) => return Err(internal(&e)),
-    };
+fn run_task(out: RunTaskOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option();
     let created = matches!(out.code, RunTaskCode::CREATED | RunTaskCode::REUSED);
     if created {

@@ -11,7 +11,8 @@
 //! - [`auth`], [`client_ip`], [`limits`], [`body`]: the guards of the
 //!   pipeline, in that order of concern.
 //! - [`request`]: the action schemas. [`actions`]: runs an action against
-//!   the bound TaskFlow. [`views`]: what clients see of flows and tasks.
+//!   the bound TaskFlow; [`completion`] awaits its writes without blocking a
+//!   thread. [`views`]: what clients see of flows and tasks.
 //! - [`error`]: every response code and its HTTP status, in one place;
 //!   [`response`]: renders the envelope and common headers.
 //! - [`logging`]: forwards log records and panics to the Gateway.
@@ -20,6 +21,7 @@ pub mod actions;
 pub mod auth;
 pub mod body;
 pub mod client_ip;
+pub mod completion;
 pub mod config;
 pub mod error;
 mod export;

@@ -15,9 +15,10 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use parking_lot::Mutex;
 
-use crate::actions::{self, ActionResult};
+use crate::actions::{self, ActionResult, Plan};
 use crate::auth::presented_secret;
 use crate::body;
+use crate::completion;
 use crate::config::normalize_path;
 use crate::error::{ApiError, Code};
 use crate::request;
@@ -165,18 +166,14 @@ async fn serve(
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
     actions::check_child_session(&route.session_key, &action)?;
-    if action.writes() {
-        // Writes may wait on disk: keep them off the few actix workers so
-        // that concurrent writes can share one commit.
-        let route = std::sync::Arc::clone(route);
-        web::block(move || actions::run(&route.flows, &route.controller_id, action))
-            .await
-            .unwrap_or_else(|_| {
-                log::error!(target: "webhooks", "a TaskFlow write panicked or was cancelled");
-                Err(ApiError::new(Code::InternalError))
-            })
-    } else {
-        actions::run(&route.flows, &route.controller_id, action)
+    match actions::plan(action, &route.controller_id) {
+        Plan::Read(read) => actions::read(&route.flows, read),
+        // Writes may wait on disk: they are submitted to the runtime and
+        // awaited, so no worker thread blocks and concurrent writes share
+        // one commit.
+        Plan::Write(kind, request) => {
+            actions::written(kind, completion::submit(&route.flows, request).await)
+        }
     }
 }
 

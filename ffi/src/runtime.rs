@@ -1,8 +1,9 @@
 //! What the host gives a plugin: the runtime handle and bound TaskFlows.
 //!
-//! Every method is synchronous and must not panic: a panic that reaches the
-//! boundary exits the whole process. Methods of [`BoundTaskFlow`] that write
-//! may wait on disk, so a plugin calls them from a thread that may block.
+//! Every method must not panic: a panic that reaches the boundary exits the
+//! whole process. Methods of [`BoundTaskFlow`] that write may wait on disk,
+//! so a plugin calls them from a thread that may block, or uses
+//! [`BoundTaskFlow::submit`], which completes through a callback.
 
 use abi_stable::{
     sabi_trait,
@@ -14,6 +15,46 @@ use crate::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowErr
 use crate::records::{
     CreateFlow, Fail, Finish, FlowRecord, RequestCancel, Resume, RunTask, SetWaiting, TaskSummary,
 };
+
+/// A write submitted with [`BoundTaskFlow::submit`]: the input of one of the
+/// writing methods.
+#[allow(clippy::large_enum_variant)]
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum WriteRequest {
+    Create(CreateFlow),
+    SetWaiting(SetWaiting),
+    Resume(Resume),
+    Finish(Finish),
+    Fail(Fail),
+    RequestCancel(RequestCancel),
+    Cancel(RString),
+    RunTask(RunTask),
+}
+
+/// The outcome of a [`WriteRequest`], of the matching method's type.
+// Passed by value once per write; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created(FlowRecord),
+    Mutation(MutationOutcome),
+    Cancel(CancelOutcome),
+    RunTask(RunTaskOutcome),
+}
+
+/// Receives the outcome of a submitted write. Implemented by the caller;
+/// the host calls `complete` exactly once, possibly from another thread,
+/// after the write is durable (or has failed). If the host drops the object
+/// without calling it, the write's outcome is unknown.
+#[sabi_trait]
+pub trait WriteCompletion: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn complete(&self, outcome: RResult<WriteOutcome, TaskFlowError>);
+}
+
+pub type WriteCompletionBox = WriteCompletion_TO<'static, RBox<()>>;
 
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,8 +100,12 @@ pub trait BoundTaskFlow: Send + Sync {
     /// Cancels the flow's active child task records, then the flow.
     fn cancel(&self, flow_id: RStr<'_>) -> RResult<CancelOutcome, TaskFlowError>;
     /// Records a child task; launches nothing.
-    #[sabi(last_prefix_field)]
     fn run_task(&self, input: RunTask) -> RResult<RunTaskOutcome, TaskFlowError>;
+    /// Submits a write without blocking: `done` is completed once the write
+    /// is durable or has failed. Callers on an event loop use this instead of
+    /// the blocking methods, so no thread waits on disk.
+    #[sabi(last_prefix_field)]
+    fn submit(&self, request: WriteRequest, done: WriteCompletionBox);
 }
 
 pub type BoundTaskFlowBox = BoundTaskFlow_TO<'static, RBox<()>>;

@@ -91,7 +91,7 @@ fn json5_comments_and_trailing_commas_are_accepted() {
     let dir = TempDir::new("json5");
     let text = format!(
         "// demo\n{{ gateway: {{ port: 0, }}, plugins: {{ load: {{ paths: [{:?}], }}, entries: {{ webhooks: {{ enabled: true, config: {{ routes: {{ a: {{ sessionKey: 's', secret: 'abcdefghijklmnopq', }}, }}, }}, }}, }}, }}, }}",
-        target_dir().display().to_string()
+        plugin_dirs()[0].display().to_string()
     );
     let path = dir.write("gateway.json5", &text);
     let out = Gateway::run_file_to_exit(&path, dir.path(), &["--check"]);

@@ -22,6 +22,13 @@ pub fn target_dir() -> PathBuf {
     deps.parent().expect("profile dir").to_path_buf()
 }
 
+/// Where the plugin library is. `cargo test` leaves the freshly built
+/// `.so` in `deps/` (only `cargo build` copies it up a level, and that copy
+/// may be stale), so `deps/` comes first.
+pub fn plugin_dirs() -> Vec<PathBuf> {
+    vec![target_dir().join("deps"), target_dir()]
+}
+
 pub fn gateway_bin() -> PathBuf {
     let bin = target_dir().join("openclaw-gateway");
     assert!(
@@ -89,7 +96,7 @@ pub fn gateway_config(plugin_config: Value, extra: Value) -> Value {
     let mut config = json!({
         "gateway": {"bind": "127.0.0.1", "port": 0},
         "plugins": {
-            "load": {"paths": [target_dir()]},
+            "load": {"paths": plugin_dirs()},
             "entries": {"webhooks": {"enabled": true, "config": plugin_config}}
         }
     });

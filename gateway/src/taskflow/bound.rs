@@ -11,7 +11,7 @@ use openclaw_ffi::records::{
     CreateFlow, Fail, Finish, FlowRecord, FlowStatus, RequestCancel, Resume, RunTask, SetWaiting,
     TaskRuntime, TaskStatus, TaskSummary,
 };
-use openclaw_ffi::runtime::BoundTaskFlow;
+use openclaw_ffi::runtime::{BoundTaskFlow, WriteCompletionBox, WriteOutcome, WriteRequest};
 
 use super::error::{internal, invalid_input};
 use super::model::{check_json, is_terminal, FlowEntry};
@@ -67,15 +67,78 @@ impl Bound {
             .collect()
     }
 
-    fn mutate(&self, mutation: Mutation) -> Result<MutationOutcome, TaskFlowError> {
-        let op = Op::Mutate {
+    /// Validates a write and turns it into the writer's operation.
+    fn write_op(&self, request: WriteRequest) -> Result<Op, TaskFlowError> {
+        let owner = Arc::clone(&self.owner);
+        let mutate = |mutation| Op::Mutate {
             owner: Arc::clone(&self.owner),
             mutation,
         };
-        match self.store.submit(op)? {
-            Answer::Mutation(outcome) => Ok(outcome),
+        Ok(match request {
+            WriteRequest::Create(input) => {
+                check_json("stateJson", &input.state_json)?;
+                check_json("waitJson", &input.wait_json)?;
+                Op::Create { owner, input }
+            }
+            WriteRequest::SetWaiting(input) => {
+                check_json("stateJson", &input.state_json)?;
+                check_json("waitJson", &input.wait_json)?;
+                mutate(Mutation::SetWaiting(input))
+            }
+            WriteRequest::Resume(input) => {
+                if !matches!(input.status, FlowStatus::Queued | FlowStatus::Running) {
+                    return Err(invalid_input("Resume status must be queued or running."));
+                }
+                check_json("stateJson", &input.state_json)?;
+                mutate(Mutation::Resume(input))
+            }
+            WriteRequest::Finish(input) => {
+                check_json("stateJson", &input.state_json)?;
+                mutate(Mutation::Finish(input))
+            }
+            WriteRequest::Fail(input) => {
+                check_json("stateJson", &input.state_json)?;
+                mutate(Mutation::Fail(input))
+            }
+            WriteRequest::RequestCancel(input) => mutate(Mutation::RequestCancel {
+                flow_id: input.flow_id,
+                expected: input.expected_revision,
+            }),
+            WriteRequest::Cancel(flow_id) => Op::Cancel { owner, flow_id },
+            WriteRequest::RunTask(input) => {
+                if !matches!(input.status, TaskStatus::Queued | TaskStatus::Running) {
+                    return Err(invalid_input("Task status must be queued or running."));
+                }
+                if input.task.trim().is_empty() {
+                    return Err(invalid_input("Task text is required."));
+                }
+                Op::RunTask { owner, input }
+            }
+        })
+    }
+
+    /// Performs a write, waiting for it to be durable.
+    fn write(&self, request: WriteRequest) -> Result<WriteOutcome, TaskFlowError> {
+        let op = self.write_op(request)?;
+        write_outcome(self.store.submit(op)?)
+    }
+
+    fn mutate(&self, request: WriteRequest) -> Result<MutationOutcome, TaskFlowError> {
+        match self.write(request)? {
+            WriteOutcome::Mutation(outcome) => Ok(outcome),
             _ => Err(unexpected()),
         }
+    }
+}
+
+/// The writer's answer to a write, as the ABI reports it.
+fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
+    match answer {
+        Answer::Flow(flow) => Ok(WriteOutcome::Created(flow)),
+        Answer::Mutation(outcome) => Ok(WriteOutcome::Mutation(outcome)),
+        Answer::Cancel(outcome) => Ok(WriteOutcome::Cancel(outcome)),
+        Answer::RunTask(outcome) => Ok(WriteOutcome::RunTask(*outcome)),
+        Answer::Sweep(_) => Err(unexpected()),
     }
 }
 
@@ -85,17 +148,9 @@ impl BoundTaskFlow for Bound {
     }
 
     fn create_managed(&self, input: CreateFlow) -> RResult<FlowRecord, TaskFlowError> {
-        guarded(|| {
-            check_json("stateJson", &input.state_json)?;
-            check_json("waitJson", &input.wait_json)?;
-            let op = Op::Create {
-                owner: Arc::clone(&self.owner),
-                input,
-            };
-            match self.store.submit(op)? {
-                Answer::Flow(flow) => Ok(flow),
-                _ => Err(unexpected()),
-            }
+        guarded(|| match self.write(WriteRequest::Create(input))? {
+            WriteOutcome::Created(flow) => Ok(flow),
+            _ => Err(unexpected()),
         })
     }
 
@@ -178,75 +233,54 @@ impl BoundTaskFlow for Bound {
     }
 
     fn set_waiting(&self, input: SetWaiting) -> RResult<MutationOutcome, TaskFlowError> {
-        guarded(|| {
-            check_json("stateJson", &input.state_json)?;
-            check_json("waitJson", &input.wait_json)?;
-            self.mutate(Mutation::SetWaiting(input))
-        })
+        guarded(|| self.mutate(WriteRequest::SetWaiting(input)))
     }
 
     fn resume(&self, input: Resume) -> RResult<MutationOutcome, TaskFlowError> {
-        guarded(|| {
-            if !matches!(input.status, FlowStatus::Queued | FlowStatus::Running) {
-                return Err(invalid_input("Resume status must be queued or running."));
-            }
-            check_json("stateJson", &input.state_json)?;
-            self.mutate(Mutation::Resume(input))
-        })
+        guarded(|| self.mutate(WriteRequest::Resume(input)))
     }
 
     fn finish(&self, input: Finish) -> RResult<MutationOutcome, TaskFlowError> {
-        guarded(|| {
-            check_json("stateJson", &input.state_json)?;
-            self.mutate(Mutation::Finish(input))
-        })
+        guarded(|| self.mutate(WriteRequest::Finish(input)))
     }
 
     fn fail(&self, input: Fail) -> RResult<MutationOutcome, TaskFlowError> {
-        guarded(|| {
-            check_json("stateJson", &input.state_json)?;
-            self.mutate(Mutation::Fail(input))
-        })
+        guarded(|| self.mutate(WriteRequest::Fail(input)))
     }
 
     fn request_cancel(&self, input: RequestCancel) -> RResult<MutationOutcome, TaskFlowError> {
-        guarded(|| {
-            self.mutate(Mutation::RequestCancel {
-                flow_id: input.flow_id,
-                expected: input.expected_revision,
-            })
-        })
+        guarded(|| self.mutate(WriteRequest::RequestCancel(input)))
     }
 
     fn cancel(&self, flow_id: RStr<'_>) -> RResult<CancelOutcome, TaskFlowError> {
-        guarded(|| {
-            let op = Op::Cancel {
-                owner: Arc::clone(&self.owner),
-                flow_id: RString::from(flow_id.as_str()),
-            };
-            match self.store.submit(op)? {
-                Answer::Cancel(outcome) => Ok(outcome),
-                _ => Err(unexpected()),
-            }
+        let request = WriteRequest::Cancel(RString::from(flow_id.as_str()));
+        guarded(|| match self.write(request)? {
+            WriteOutcome::Cancel(outcome) => Ok(outcome),
+            _ => Err(unexpected()),
         })
     }
 
     fn run_task(&self, input: RunTask) -> RResult<RunTaskOutcome, TaskFlowError> {
-        guarded(|| {
-            if !matches!(input.status, TaskStatus::Queued | TaskStatus::Running) {
-                return Err(invalid_input("Task status must be queued or running."));
-            }
-            if input.task.trim().is_empty() {
-                return Err(invalid_input("Task text is required."));
-            }
-            let op = Op::RunTask {
-                owner: Arc::clone(&self.owner),
-                input,
-            };
-            match self.store.submit(op)? {
-                Answer::RunTask(outcome) => Ok(*outcome),
-                _ => Err(unexpected()),
-            }
+        guarded(|| match self.write(WriteRequest::RunTask(input))? {
+            WriteOutcome::RunTask(outcome) => Ok(outcome),
+            _ => Err(unexpected()),
         })
+    }
+
+    fn submit(&self, request: WriteRequest, done: WriteCompletionBox) {
+        // `done` is completed exactly once: with the refusal here, or with
+        // the writer's answer on the writer thread after the commit.
+        let op = match catch_unwind(AssertUnwindSafe(|| self.write_op(request))) {
+            Ok(Ok(op)) => op,
+            Ok(Err(e)) => return done.complete(RResult::RErr(e)),
+            Err(_) => return done.complete(RResult::RErr(internal("TaskFlow runtime fault."))),
+        };
+        self.store.submit_with(
+            op,
+            Box::new(move |reply| {
+                let outcome = reply.and_then(write_outcome);
+                done.complete(outcome.into());
+            }),
+        );
     }
 }

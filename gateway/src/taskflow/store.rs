@@ -16,7 +16,7 @@ use super::index::Index;
 use super::ops::{Answer, Op};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SweepReport, SWEEP_CHUNK};
-use super::writer::{Request, Writer};
+use super::writer::{Replier, Reply, Request, Writer};
 use super::{rows, schema};
 
 /// A cheap, cloneable handle to one open TaskFlow store.
@@ -179,15 +179,39 @@ impl Store {
     /// Sends one operation to the writer and waits for its answer.
     pub(crate) fn submit(&self, op: Op) -> Result<Answer, TaskFlowError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        {
-            let tx = self.inner.tx.read();
-            let tx = tx.as_ref().ok_or_else(persist_failed)?;
-            tx.send(Request { op, reply })
-                .map_err(|_| persist_failed())?;
+        let request = Request {
+            op,
+            reply: reply.into(),
+        };
+        if self.enqueue(request).is_some() {
+            return Err(persist_failed());
         }
         answer
             .recv()
             .map_err(|_| internal("TaskFlow store writer stopped."))?
+    }
+
+    /// Queues `op` and returns at once; `done` runs on the writer thread
+    /// with the answer once the batch is durable (or at once, here, when the
+    /// store is closed).
+    pub(crate) fn submit_with(&self, op: Op, done: Box<dyn FnOnce(Reply) + Send>) {
+        let request = Request {
+            op,
+            reply: Replier::Callback(done),
+        };
+        if let Some(request) = self.enqueue(request) {
+            request.reply.deliver(Err(persist_failed()));
+        }
+    }
+
+    /// Hands a request to the writer; gives it back when the store is
+    /// closed.
+    fn enqueue(&self, request: Request) -> Option<Request> {
+        let tx = self.inner.tx.read();
+        match tx.as_ref() {
+            Some(tx) => tx.send(request).err().map(|e| e.0),
+            None => Some(request),
+        }
     }
 }
 

@@ -24,7 +24,38 @@ pub(crate) type Reply = Result<Answer, TaskFlowError>;
 
 pub(crate) struct Request {
     pub op: Op,
-    pub reply: SyncSender<Reply>,
+    pub reply: Replier,
+}
+
+/// Where an operation's answer goes: a caller blocked on a channel, or a
+/// callback run on the writer thread once the batch is durable.
+pub(crate) enum Replier {
+    Channel(SyncSender<Reply>),
+    Callback(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl Replier {
+    pub fn deliver(self, answer: Reply) {
+        match self {
+            // A caller that gave up waiting is not an error.
+            Self::Channel(tx) => {
+                let _ = tx.send(answer);
+            }
+            // The callback belongs to the caller; a fault in it must not
+            // take the writer down.
+            Self::Callback(f) => {
+                if catch_unwind(AssertUnwindSafe(|| f(answer))).is_err() {
+                    log::error!("taskflow store: a write completion panicked");
+                }
+            }
+        }
+    }
+}
+
+impl From<SyncSender<Reply>> for Replier {
+    fn from(tx: SyncSender<Reply>) -> Self {
+        Self::Channel(tx)
+    }
 }
 
 pub(crate) struct Writer {
@@ -36,7 +67,7 @@ pub(crate) struct Writer {
     pub next_seq: u64,
 }
 
-type Pending = Vec<(SyncSender<Reply>, Reply)>;
+type Pending = Vec<(Replier, Reply)>;
 
 impl Writer {
     /// Runs until every sender is gone, then checkpoints the WAL.
@@ -72,8 +103,7 @@ impl Writer {
                 Some(err) => Err(err.clone()),
                 None => answer,
             };
-            // A caller that gave up waiting is not an error.
-            let _ = reply.send(answer);
+            reply.deliver(answer);
         }
     }
 

@@ -44,7 +44,13 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
 
 fn request(op: Op) -> (Request, Receiver<Reply>) {
     let (reply, rx) = mpsc::sync_channel(1);
-    (Request { op, reply }, rx)
+    (
+        Request {
+            op,
+            reply: reply.into(),
+        },
+        rx,
+    )
 }
 
 fn run(rig: &mut Rig, ops: Vec<Op>) -> Vec<Reply> {
