@@ -224,14 +224,17 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
             }
         }
     }
-    if instances.is_empty() {
-        log::warn!(target: "gateway", "no plugin is enabled; nothing serves HTTP on {local}");
+    if listener.take().is_some() {
+        // No plugin took the socket: close it rather than leave clients
+        // hanging in its backlog.
+        log::warn!(target: "gateway", "no enabled plugin serves HTTP; not listening");
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{local}");
+        let _ = out.flush();
+        drop(out);
+        log::info!(target: "gateway", "listening on http://{local}");
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on http://{local}");
-    let _ = out.flush();
-    drop(out);
-    log::info!(target: "gateway", "listening on http://{local}");
 
     let grace = config.gateway.shutdown_grace;
     let instances = Arc::new(instances);
