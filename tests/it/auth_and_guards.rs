@@ -3,7 +3,6 @@
 //! rejection shares.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -192,15 +191,7 @@ fn a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413() {
 #[test]
 fn a_declared_length_over_the_limit_is_refused_before_reading() {
     let gw = Gateway::start(&small_body_config(64, 15_000));
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 1000000\r\n\r\n"
-    )
-    .unwrap();
+    let mut stream = begin_request(gw.addr, "content-length: 1000000\r\n", b"");
     let started = Instant::now();
     let res = read_response(&mut stream);
     assert_eq!(res.status, 413);
@@ -210,15 +201,11 @@ fn a_declared_length_over_the_limit_is_refused_before_reading() {
 #[test]
 fn a_chunked_body_over_the_limit_is_413() {
     let gw = Gateway::start(&small_body_config(64, 15_000));
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut stream = begin_request(
+        gw.addr,
+        "transfer-encoding: chunked\r\nconnection: close\r\n",
+        b"",
+    );
     for _ in 0..3 {
         write!(stream, "20\r\n{}\r\n", " ".repeat(32)).unwrap();
     }
@@ -230,15 +217,7 @@ fn a_chunked_body_over_the_limit_is_413() {
 #[test]
 fn a_body_that_does_not_arrive_in_time_gets_408() {
     let gw = Gateway::start(&small_body_config(1024, 300));
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 50\r\n\r\n{{\"action\""
-    )
-    .unwrap();
+    let mut stream = begin_request(gw.addr, "content-length: 50\r\n", br#"{"action""#);
     let started = Instant::now();
     let res = read_response(&mut stream);
     assert_eq!(res.status, 408);

@@ -103,17 +103,8 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let mut gw = Gateway::start(&default_config());
     let body = json!({"action": "create_flow", "goal": "finish me"}).to_string();
     let (first, rest) = body.as_bytes().split_at(10);
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(first).unwrap();
+    let framing = format!("Connection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut stream = begin_request(gw.addr, &framing, first);
     std::thread::sleep(Duration::from_millis(300));
     gw.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -136,12 +127,7 @@ fn a_second_signal_exits_at_once() {
     let mut config = default_config();
     config["gateway"]["shutdownGraceMs"] = json!(60_000);
     let mut gw = Gateway::start(&config);
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 100\r\n\r\n{{"
-    )
-    .unwrap();
+    let _stream = begin_request(gw.addr, "content-length: 100\r\n", b"{");
     std::thread::sleep(Duration::from_millis(300));
     gw.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));

@@ -153,16 +153,11 @@ fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() 
 
 /// Opens a request that holds an in-flight slot until its body is sent.
 fn hold_slot(gw: &Gateway) -> TcpStream {
-    let mut stream = TcpStream::connect(gw.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: 23\r\n\r\n{{\"action\":"
+    begin_request(
+        gw.addr,
+        "Connection: close\r\ncontent-length: 23\r\n",
+        br#"{"action":"#,
     )
-    .unwrap();
-    stream
 }
 
 #[test]

@@ -362,6 +362,24 @@ pub fn http(
     read_response(&mut stream)
 }
 
+/// Starts an authenticated JSON POST to the standard route on a fresh
+/// connection: the head (with `framing` headers such as
+/// `content-length: 50\r\n`) and the first `body` bytes, leaving the rest
+/// of the request to the caller.
+pub fn begin_request(addr: SocketAddr, framing: &str, body: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\n{framing}\r\n"
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    stream
+}
+
 /// Reads a whole response from a stream whose request was already sent.
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
