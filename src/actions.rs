@@ -358,8 +358,9 @@ pub fn check_child_session(session_key: &str, action: &Action) -> Result<(), Api
         return Ok(());
     }
     let reason = Code::ChildSessionForbidden.default_message();
+    // No `found`: the guard runs before any lookup.
     let result = raw(&TaskRun {
-        found: Some(true),
+        found: None,
         created: false,
         reused: false,
         reason: Some(reason),

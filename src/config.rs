@@ -269,6 +269,31 @@ pub fn normalize_path(raw: &str) -> String {
     path
 }
 
+/// The route key of a request path: dot segments resolved as a URL parser
+/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+pub fn request_path(raw: &str) -> String {
+    let has_dots = raw.split('/').any(|s| s == "." || s == "..");
+    if !has_dots {
+        return normalize_path(raw);
+    }
+    let segments: Vec<&str> = raw.split('/').skip(1).collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+        if last && matches!(*seg, "." | "..") {
+            out.push("");
+        }
+    }
+    normalize_path(&format!("/{}", out.join("/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +325,22 @@ mod tests {
         assert_eq!(normalize_path(""), "/");
         assert_eq!(normalize_path("/"), "/");
         assert_eq!(normalize_path("/x//"), "/x/");
+    }
+
+    #[test]
+    fn request_paths_resolve_dot_segments() {
+        assert_eq!(
+            request_path("/plugins/webhooks/./zapier"),
+            "/plugins/webhooks/zapier"
+        );
+        assert_eq!(
+            request_path("/plugins/x/../webhooks/zapier/"),
+            "/plugins/webhooks/zapier"
+        );
+        assert_eq!(request_path("/a/b/.."), "/a");
+        assert_eq!(request_path("/../.."), "/");
+        assert_eq!(request_path("/a//b"), "/a//b");
+        assert_eq!(request_path("/a/.b/c"), "/a/.b/c");
     }
 
     #[test]

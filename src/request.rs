@@ -283,6 +283,42 @@ fn issue(path: &str, message: impl Into<String>) -> Issue {
     }
 }
 
+/// Whether `v` holds a float with no fractional part within the range where
+/// JavaScript prints it as an integer.
+fn whole_float(n: &serde_json::Number) -> Option<serde_json::Number> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    let f = n.as_f64().filter(|_| n.is_f64())?;
+    (f.fract() == 0.0 && f.abs() <= MAX_SAFE).then(|| {
+        if f < 0.0 {
+            serde_json::Number::from(f as i64)
+        } else {
+            serde_json::Number::from(f as u64)
+        }
+    })
+}
+
+fn has_whole_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => whole_float(n).is_some(),
+        Value::Array(items) => items.iter().any(has_whole_float),
+        Value::Object(map) => map.values().any(has_whole_float),
+        _ => false,
+    }
+}
+
+fn whole_floats_to_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(int) = whole_float(n) {
+                *n = int;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_to_integers),
+        _ => {}
+    }
+}
+
 /// zod's name for a value's type.
 fn received(v: Option<&Value>) -> &'static str {
     match v {
@@ -375,10 +411,17 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Any JSON value, `null` included, as JSON text.
+    /// Any JSON value, `null` included, as JSON text. Whole numbers written
+    /// as floats (`1.0`, `1e3`) are stored as integers, as a JavaScript
+    /// client reading them back would see them.
     fn json(&mut self, key: &'static str) -> ROption<RString> {
         match self.get(key) {
             None => ROption::RNone,
+            Some(v) if has_whole_float(v) => {
+                let mut v = v.clone();
+                whole_floats_to_integers(&mut v);
+                ROption::RSome(v.to_string().into())
+            }
             Some(v) => ROption::RSome(v.to_string().into()),
         }
     }
@@ -519,6 +562,20 @@ mod tests {
             panic!("wrong action")
         };
         assert_eq!(c.state_json, ROption::RSome("null".into()));
+    }
+
+    #[test]
+    fn whole_floats_are_stored_as_integers_like_javascript_would() {
+        let a = parse(&json!({"action":"create_flow","goal":"g",
+            "stateJson": serde_json::from_str::<Value>(r#"{"a":1.0,"b":1e3,"c":1.5,"d":[-2.0,{"e":0.0}],"f":1e300}"#).unwrap()}))
+        .unwrap();
+        let Action::CreateFlow(c) = a else {
+            panic!("wrong action")
+        };
+        assert_eq!(
+            c.state_json,
+            ROption::RSome(r#"{"a":1,"b":1000,"c":1.5,"d":[-2,{"e":0}],"f":1e+300}"#.into())
+        );
     }
 
     #[test]

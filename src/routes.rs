@@ -32,6 +32,8 @@ pub struct AppState {
     /// Normalised path to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
+    /// How long in-flight requests may run once a stop begins.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Builds the routes. A route whose SecretRef cannot be resolved is skipped
@@ -95,7 +97,11 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
     }
-    Ok(AppState { routes, proxy })
+    Ok(AppState {
+        routes,
+        proxy,
+        shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
+    })
 }
 
 fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> Option<Secret> {

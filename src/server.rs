@@ -19,15 +19,15 @@ use crate::actions::{self, ActionResult, Plan};
 use crate::auth::presented_secret;
 use crate::body;
 use crate::completion;
-use crate::config::normalize_path;
+use crate::config::request_path;
 use crate::error::{ApiError, Code};
 use crate::request;
 use crate::response;
 use crate::routes::{AppState, Route};
 
-/// Upper bound actix itself allows for a graceful stop; `stop(grace)`
-/// enforces the caller's shorter grace on top.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 300;
+/// How long `stop` waits beyond the grace period for the server thread to
+/// finish once actix has closed the remaining connections.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Server {
@@ -46,6 +46,9 @@ pub fn start(
     state: AppState,
     workers: usize,
 ) -> Result<Server, String> {
+    // actix counts the grace in whole seconds; it closes what is still in
+    // flight when it runs out.
+    let grace_secs = state.shutdown_grace.as_millis().div_ceil(1000) as u64;
     let state = web::Data::new(state);
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -61,7 +64,7 @@ pub fn start(
                 })
                 .workers(workers)
                 .disable_signals()
-                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                .shutdown_timeout(grace_secs)
                 .listen(listener)?
                 .run();
                 let _ = ready.send(Ok(server.handle()));
@@ -83,8 +86,10 @@ pub fn start(
 }
 
 impl Server {
-    /// Stops accepting, lets in-flight requests finish within `grace`, then
-    /// forces the rest closed. Later calls return at once.
+    /// Stops accepting and lets in-flight requests finish; actix closes
+    /// those still running when the grace period configured at start runs
+    /// out. Returns once the server is down, or after `grace` plus a margin
+    /// if it is not. Later calls return at once.
     pub fn stop(&self, grace: Duration) {
         let Some(thread) = self.thread.lock().take() else {
             return;
@@ -97,10 +102,8 @@ impl Server {
             let _ = thread.join();
             let _ = done_tx.send(());
         });
-        if done_rx.recv_timeout(grace).is_err() {
-            log::warn!(target: "webhooks", "requests still in flight after the grace period; closing them");
-            drop(self.handle.stop(false));
-            let _ = done_rx.recv_timeout(Duration::from_secs(2));
+        if done_rx.recv_timeout(grace + STOP_MARGIN).is_err() {
+            log::error!(target: "webhooks", "the server did not stop within the grace period");
         }
         drop(joiner);
     }
@@ -124,7 +127,7 @@ async fn pipeline(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let path = normalize_path(req.path());
+    let path = request_path(req.path());
     let Some(route) = state.routes.get(&path) else {
         return response::failure(None, &ApiError::new(Code::NotFound));
     };

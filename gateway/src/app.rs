@@ -197,6 +197,8 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
             .map(|s| s.as_str().into())
             .collect::<RVec<_>>(),
         allow_real_ip_fallback: config.gateway.allow_real_ip_fallback,
+        shutdown_grace_ms: u64::try_from(config.gateway.shutdown_grace.as_millis())
+            .unwrap_or(u64::MAX),
     };
     let mut instances: Vec<(String, PluginInstanceBox)> = Vec::new();
     for plugin in plugins {

@@ -121,6 +121,36 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
 }
 
 #[test]
+fn a_request_that_outlives_the_grace_period_is_closed_and_the_gateway_exits_zero() {
+    let mut config = default_config();
+    config["gateway"]["shutdownGraceMs"] = json!(1000);
+    let mut gw = Gateway::start(&config);
+    // The body never completes (its own timeout is 15 s).
+    let mut stream = begin_request(gw.addr, "content-length: 100\r\n", b"{");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    gw.signal(libc::SIGTERM);
+    let status = gw.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "the grace was not given: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "the grace was not enforced: {took:?}"
+    );
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut rest);
+    assert!(
+        rest.is_empty(),
+        "no response for a request cut off: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[test]
 fn a_second_signal_exits_at_once() {
     // A long grace and a request that never completes keep the first
     // shutdown waiting; the second signal must not wait for it.

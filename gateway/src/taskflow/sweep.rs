@@ -1,14 +1,20 @@
 //! Maintenance: finalising cancel-requested flows and pruning old terminal
 //! flows with their tasks. The scan reads the index; the writer re-checks
 //! every candidate before it changes anything.
+//!
+//! `run_task` only records children, and nothing settles a record whose
+//! work was never reported. So that such records cannot keep a finished
+//! flow (and its memory) forever, a terminal flow past retention first has
+//! its still-active children marked `lost`; it is pruned, with them, by the
+//! next sweep. A flow is never deleted while a child is active.
 
 use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RString};
-use openclaw_ffi::records::FlowStatus;
+use openclaw_ffi::records::{FlowStatus, TaskStatus};
 
 use super::index::Index;
-use super::model::{is_managed, is_terminal, FlowEntry, JSON_NULL};
+use super::model::{is_managed, is_terminal, FlowEntry, TaskEntry, JSON_NULL};
 use super::ops::{Answer, BatchView, Change, Ctx, Outcome};
 
 /// What one maintenance pass changed.
@@ -18,6 +24,8 @@ pub struct SweepReport {
     pub finalized: usize,
     pub pruned_flows: usize,
     pub pruned_tasks: usize,
+    /// Never-settled children of flows past retention, marked `lost`.
+    pub lost_tasks: usize,
 }
 
 impl SweepReport {
@@ -25,8 +33,13 @@ impl SweepReport {
         self.finalized += other.finalized;
         self.pruned_flows += other.pruned_flows;
         self.pruned_tasks += other.pruned_tasks;
+        self.lost_tasks += other.lost_tasks;
     }
 }
+
+/// The `error` of a child marked `lost` by the sweep.
+pub(crate) const NEVER_SETTLED: &str =
+    "The task was never settled, and its flow ended longer ago than the retention period.";
 
 /// Candidates per writer operation, so a large sweep never holds up a batch.
 pub(crate) const SWEEP_CHUNK: usize = 256;
@@ -50,15 +63,12 @@ pub(crate) fn scan(index: &Index, now: u64, retention_ms: u64) -> (Vec<String>, 
     let mut finalize = Vec::new();
     let mut prune = Vec::new();
     for flow in index.all_flows() {
-        let target = if wants_finalize(flow) {
-            &mut finalize
+        if wants_finalize(flow) {
+            if !index.has_active_task(flow.id()) {
+                finalize.push(flow.id().to_owned());
+            }
         } else if wants_prune(flow, now, retention_ms) {
-            &mut prune
-        } else {
-            continue;
-        };
-        if !index.has_active_task(flow.id()) {
-            target.push(flow.id().to_owned());
+            prune.push(flow.id().to_owned());
         }
     }
     (finalize, prune)
@@ -100,6 +110,20 @@ pub(crate) fn apply(
         }
         let tasks = view.flow_tasks(id);
         if tasks.iter().any(|t| t.is_active()) {
+            for task in tasks.iter().filter(|t| t.is_active()) {
+                let mut t = task.record.clone();
+                t.status = TaskStatus::Lost;
+                t.ended_at = ROption::RSome(ctx.now);
+                t.last_event_at = ROption::RSome(ctx.now);
+                t.cleanup_after = ROption::RSome(ctx.now);
+                t.error = ROption::RSome(RString::from(NEVER_SETTLED));
+                changes.push(Change::PutTask(Arc::new(TaskEntry {
+                    owner: Arc::clone(&task.owner),
+                    seq: task.seq,
+                    record: t,
+                })));
+                report.lost_tasks += 1;
+            }
             continue;
         }
         for task in &tasks {

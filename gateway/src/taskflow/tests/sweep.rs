@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{ROption, RStr};
-use openclaw_ffi::records::{FlowStatus, TaskRuntime, TextPatch};
+use openclaw_ffi::records::{FlowStatus, TaskRuntime, TaskStatus, TextPatch};
 use openclaw_ffi::runtime::BoundTaskFlow;
 
 use super::support::*;
@@ -25,8 +25,7 @@ fn a_cancel_requested_flow_without_active_children_is_finalised_cancelled() {
         report,
         SweepReport {
             finalized: 1,
-            pruned_flows: 0,
-            pruned_tasks: 0
+            ..SweepReport::default()
         }
     );
     let f = ok(bound.get(RStr::from(id.as_str()))).unwrap();
@@ -94,9 +93,9 @@ fn old_terminal_flows_are_pruned_with_their_tasks_and_others_are_kept() {
     assert_eq!(
         report,
         SweepReport {
-            finalized: 0,
             pruned_flows: 1,
-            pruned_tasks: 1
+            pruned_tasks: 1,
+            ..SweepReport::default()
         }
     );
     assert_eq!(ok(bound.get(RStr::from(old_done.as_str()))), ROption::RNone);
@@ -113,23 +112,50 @@ fn old_terminal_flows_are_pruned_with_their_tasks_and_others_are_kept() {
 }
 
 #[test]
-fn a_terminal_flow_with_an_active_child_is_never_pruned() {
+fn a_terminal_flow_with_an_active_child_is_never_deleted_before_its_child_settles() {
     let mut h = Harness::new();
     let bound = h.bind("s");
     let id = create(&bound, "g").flow_id;
     ok(bound.run_task(task_input(&id, TaskRuntime::Acp)));
     applied(ok(bound.finish(finish(&id, 0))));
     drop(bound);
+    h.set_now(T0 + 6 * DAY);
+    assert_eq!(h.store.sweep_now(), SweepReport::default());
+    let summary = |h: &Harness| ok(h.bind("s").get_task_summary(RStr::from(id.as_str())));
+    assert_eq!(summary(&h).unwrap().active, 1);
+
+    // Past retention, the never-settled child is marked lost; the flow stays.
     h.set_now(T0 + 30 * DAY);
-    assert_eq!(h.store.sweep_now(), SweepReport::default());
-    h.reopen();
-    assert_eq!(h.store.sweep_now(), SweepReport::default());
+    let report = h.store.sweep_now();
     assert_eq!(
-        ok(h.bind("s").get_task_summary(RStr::from(id.as_str())))
-            .unwrap()
-            .active,
-        1
+        report,
+        SweepReport {
+            lost_tasks: 1,
+            ..SweepReport::default()
+        }
     );
+    h.reopen();
+    let after = summary(&h).unwrap();
+    assert_eq!((after.active, after.total, after.failures), (0, 1, 1));
+    let cancel = ok(h.bind("s").cancel(RStr::from(id.as_str())));
+    let task = &cancel.tasks[0];
+    assert_eq!(task.status, TaskStatus::Lost);
+    assert_eq!(
+        task.error.as_ref().map(|e| e.as_str()),
+        ROption::RSome(super::super::sweep::NEVER_SETTLED)
+    );
+
+    // With no active child left, the next sweep prunes flow and task.
+    let report = h.store.sweep_now();
+    assert_eq!(
+        report,
+        SweepReport {
+            pruned_flows: 1,
+            pruned_tasks: 1,
+            ..SweepReport::default()
+        }
+    );
+    assert!(summary(&h).is_none());
 }
 
 #[test]
