@@ -31,6 +31,12 @@ fn check_validates_and_prints_the_routes_without_serving() {
     let out = Gateway::run_to_exit(&default_config(), &["--check"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(out.stdout.contains("config ok"), "{}", out.stdout);
+    // Build metadata the plugin reports through its root module.
+    assert!(
+        out.stdout.contains("plugin webhooks 0.1.0 (ffi 0.1.0, rev "),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .contains("route zapier: POST /plugins/webhooks/zapier -> session agent:main:main"),
