@@ -33,7 +33,8 @@ fn check_validates_and_prints_the_routes_without_serving() {
     assert!(out.stdout.contains("config ok"), "{}", out.stdout);
     // Build metadata the plugin reports through its root module.
     assert!(
-        out.stdout.contains("plugin webhooks 0.1.0 (ffi 0.1.0, rev "),
+        out.stdout
+            .contains("plugin webhooks 0.1.0 (ffi 0.1.0, rev "),
         "{}",
         out.stdout
     );
