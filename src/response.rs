@@ -95,9 +95,13 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
 }
 
 fn render(status: u16, envelope: &Envelope<'_>) -> HttpResponse {
-    let body = serde_json::to_vec(envelope).unwrap_or_else(|_| {
-        br#"{"ok":false,"code":"internal_error","error":"internal error"}"#.to_vec()
-    });
+    // Sized for the result up front: a large list is copied once, not
+    // re-copied at every doubling of the buffer.
+    let hint = envelope.result.map_or(0, |r| r.get().len()) + 256;
+    let mut body = Vec::with_capacity(hint);
+    if serde_json::to_writer(&mut body, envelope).is_err() {
+        body = br#"{"ok":false,"code":"internal_error","error":"internal error"}"#.to_vec();
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header((
