@@ -60,20 +60,6 @@ pub enum Action {
     RunTask(RunTask),
 }
 
-impl Action {
-    /// Whether the action writes, and so may wait on disk.
-    pub fn writes(&self) -> bool {
-        !matches!(
-            self,
-            Self::GetFlow { .. }
-                | Self::ListFlows
-                | Self::FindLatestFlow
-                | Self::ResolveFlow { .. }
-                | Self::GetTaskSummary { .. }
-        )
-    }
-}
-
 /// Validates a request body.
 ///
 /// # Errors
