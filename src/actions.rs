@@ -403,6 +403,72 @@ mod tests {
             .unwrap()
     }
 
+    fn persist_failed_as(kind: WriteKind) -> ApiError {
+        let err = TaskFlowError::new(ErrorCode::PERSIST_FAILED, "disk full");
+        written(kind, RResult::RErr(err)).unwrap_err()
+    }
+
+    #[test]
+    fn a_write_the_store_could_not_persist_is_503_with_the_actions_result_shape() {
+        let cases = [
+            (
+                WriteKind::Create,
+                "TaskFlow persistence failed.",
+                json!({"created": false, "code": "persist_failed"}),
+            ),
+            (
+                WriteKind::Mutation,
+                "TaskFlow persistence failed.",
+                json!({"applied": false, "code": "persist_failed"}),
+            ),
+            (
+                WriteKind::Cancel,
+                "Flow persistence failed.",
+                json!({"found": true, "cancelled": false, "reason": "Flow persistence failed."}),
+            ),
+            (
+                WriteKind::RunTask,
+                "Task persistence failed.",
+                json!({"found": true, "created": false, "reason": "Task persistence failed."}),
+            ),
+        ];
+        for (kind, message, result) in cases {
+            let err = persist_failed_as(kind);
+            assert_eq!(
+                (err.code, err.code.status()),
+                (Code::PersistFailed, 503),
+                "{kind:?}"
+            );
+            assert_eq!(err.message, message, "{kind:?}");
+            let got: serde_json::Value =
+                serde_json::from_str(err.result.as_ref().unwrap().get()).unwrap();
+            assert_eq!(got, result, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn other_runtime_failures_are_a_generic_500_without_the_cause() {
+        let err = TaskFlowError::new(
+            ErrorCode::INTERNAL,
+            "sqlite: disk I/O error at /var/secret/path",
+        );
+        let api = written(WriteKind::Create, RResult::RErr(err)).unwrap_err();
+        assert_eq!((api.code, api.code.status()), (Code::InternalError, 500));
+        assert_eq!(api.message, "internal error");
+        assert!(api.result.is_none());
+        let wrong = written(
+            WriteKind::Cancel,
+            RResult::ROk(WriteOutcome::Mutation(
+                openclaw_ffi::outcome::MutationOutcome {
+                    code: MutationCode::APPLIED,
+                    flow: abi_stable::std_types::ROption::RNone,
+                },
+            )),
+        )
+        .unwrap_err();
+        assert_eq!(wrong.code, Code::InternalError);
+    }
+
     #[test]
     fn child_sessions_must_be_strict_descendants_of_the_route_session() {
         let s = "agent:main:main";
