@@ -86,68 +86,51 @@ fn a_path_with_and_without_trailing_slash_shares_one_budget() {
     );
 }
 
+/// The statuses of `list_flows` sent in order, each through the trusted
+/// proxy on behalf of the client named in its `X-Forwarded-For`.
+fn statuses_for(gw: &Gateway, forwarded: &[&str]) -> Vec<u16> {
+    forwarded
+        .iter()
+        .map(|xff| list_as(gw, ROUTE_PATH, SECRET, Some(xff)).status)
+        .collect()
+}
+
+fn behind_proxy(limits: Value) -> Value {
+    limited(
+        limits,
+        json!({"gateway": {"bind": "127.0.0.1", "port": 0, "trustedProxies": ["127.0.0.1"]}}),
+    )
+}
+
 #[test]
 fn clients_behind_a_trusted_proxy_get_their_own_budgets() {
-    let gw = Gateway::start(&limited(
-        json!({"rateLimitMaxRequests": 2}),
-        json!({"gateway": {"bind": "127.0.0.1", "port": 0, "trustedProxies": ["127.0.0.1"]}}),
-    ));
-    for _ in 0..2 {
-        assert_eq!(
-            list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
-            200
-        );
-    }
+    let gw = Gateway::start(&behind_proxy(json!({"rateLimitMaxRequests": 2})));
+    let (a, b) = ("203.0.113.1", "203.0.113.2");
+    // The last one spoofs a hop left of the real client: same budget as `a`.
+    let spoofed = "198.51.100.9, 203.0.113.1";
     assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
-        429
-    );
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.2")).status,
-        200
-    );
-    // Spoofed hops left of a real client do not create new budgets.
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("198.51.100.9, 203.0.113.1")).status,
-        429
+        statuses_for(&gw, &[a, a, a, b, spoofed]),
+        [200, 200, 429, 200, 429]
     );
 }
 
 #[test]
 fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() {
-    let gw = Gateway::start(&limited(
+    let gw = Gateway::start(&behind_proxy(
         json!({"rateLimitMaxRequests": 2, "maxTrackedKeys": 2}),
-        json!({"gateway": {"bind": "127.0.0.1", "port": 0, "trustedProxies": ["127.0.0.1"]}}),
     ));
+    let [a, b, c, d, e] = [
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+        "203.0.113.4",
+        "203.0.113.5",
+    ];
+    // a and b fill the table; c, d and e share one overflow bucket of 2;
+    // a's window survived them.
     assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
-        200
-    );
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.2")).status,
-        200
-    );
-    // New addresses share one bucket of 2.
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.3")).status,
-        200
-    );
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.4")).status,
-        200
-    );
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.5")).status,
-        429
-    );
-    // The tracked clients kept their own windows.
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
-        200
-    );
-    assert_eq!(
-        list_as(&gw, ROUTE_PATH, SECRET, Some("203.0.113.1")).status,
-        429
+        statuses_for(&gw, &[a, b, c, d, e, a, a]),
+        [200, 200, 200, 200, 429, 200, 429]
     );
 }
 
