@@ -1,12 +1,9 @@
 //! Waits for a write submitted to the TaskFlow runtime without blocking a
-//! thread: a one-shot slot that the host completes from its writer thread
-//! once the write is durable, and the future an actix worker awaits on it.
+//! thread: the host completes a one-shot channel from its writer thread
+//! once the write is durable, and an actix worker awaits the other end.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RResult;
@@ -15,41 +12,28 @@ use openclaw_ffi::runtime::{
     BoundTaskFlowBox, WriteCompletion, WriteCompletion_TO, WriteOutcome, WriteRequest,
 };
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
-type Outcome = RResult<WriteOutcome, TaskFlowError>;
+type WriteResult = RResult<WriteOutcome, TaskFlowError>;
 
-#[derive(Default)]
-struct Slot {
-    outcome: Option<Outcome>,
-    completed: bool,
-    waker: Option<Waker>,
-}
+/// The plugin's side of `WriteCompletion`, handed to the host. The first
+/// answer is kept; later ones are ignored.
+struct Completer(Mutex<Option<oneshot::Sender<WriteResult>>>);
 
-impl Slot {
-    /// Stores the first outcome only and wakes the waiting request.
-    fn fill(slot: &Mutex<Slot>, outcome: Outcome) {
-        let waker = {
-            let mut s = slot.lock();
-            if s.completed {
-                return;
-            }
-            s.completed = true;
-            s.outcome = Some(outcome);
-            s.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+impl Completer {
+    fn answer(&self, outcome: WriteResult) {
+        if let Some(tx) = self.0.lock().take() {
+            // The request may have gone (client disconnected): nobody
+            // is left to tell, and the write stands.
+            let _ = tx.send(outcome);
         }
     }
 }
 
-/// The plugin's side of `WriteCompletion`, handed to the host.
-struct Completer(Arc<Mutex<Slot>>);
-
 impl WriteCompletion for Completer {
-    fn complete(&self, outcome: Outcome) {
+    fn complete(&self, outcome: WriteResult) {
         // Runs on the host's writer thread: nothing here may panic across.
-        let _ = catch_unwind(AssertUnwindSafe(|| Slot::fill(&self.0, outcome)));
+        let _ = catch_unwind(AssertUnwindSafe(|| self.answer(outcome)));
     }
 }
 
@@ -58,42 +42,33 @@ impl Drop for Completer {
     /// unknown; the request must still end, with an error.
     fn drop(&mut self) {
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            Slot::fill(
-                &self.0,
-                RResult::RErr(TaskFlowError::new(
-                    ErrorCode::INTERNAL,
-                    "the TaskFlow runtime dropped a write without answering",
-                )),
-            )
+            self.answer(RResult::RErr(TaskFlowError::new(
+                ErrorCode::INTERNAL,
+                "the TaskFlow runtime dropped a write without answering",
+            )))
         }));
-    }
-}
-
-/// The outcome of a submitted write, once it is known.
-pub struct Pending(Arc<Mutex<Slot>>);
-
-impl Future for Pending {
-    type Output = Outcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        let mut s = self.0.lock();
-        match s.outcome.take() {
-            Some(outcome) => Poll::Ready(outcome),
-            None => {
-                s.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
     }
 }
 
 /// Submits `request` to the bound TaskFlow; the returned future resolves
 /// when the host has made it durable or refused it.
-pub fn submit(flows: &BoundTaskFlowBox, request: WriteRequest) -> Pending {
-    let slot = Arc::new(Mutex::new(Slot::default()));
-    let done = WriteCompletion_TO::from_value(Completer(Arc::clone(&slot)), TD_Opaque);
+pub fn submit(
+    flows: &BoundTaskFlowBox,
+    request: WriteRequest,
+) -> impl Future<Output = WriteResult> {
+    let (tx, rx) = oneshot::channel();
+    let done = WriteCompletion_TO::from_value(Completer(Mutex::new(Some(tx))), TD_Opaque);
     flows.submit(request, done);
-    Pending(slot)
+    async move {
+        // The sender is only dropped after sending (see `Drop`), so a
+        // closed channel cannot happen; it is still answered, not unwrapped.
+        rx.await.unwrap_or_else(|_| {
+            RResult::RErr(TaskFlowError::new(
+                ErrorCode::INTERNAL,
+                "the write completion was lost",
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -101,34 +76,39 @@ mod tests {
     use super::*;
     use openclaw_ffi::outcome::{MutationCode, MutationOutcome};
 
-    fn applied() -> Outcome {
+    fn applied() -> WriteResult {
         RResult::ROk(WriteOutcome::Mutation(MutationOutcome {
             code: MutationCode::APPLIED,
             flow: abi_stable::std_types::ROption::RNone,
         }))
     }
 
+    fn pair() -> (Completer, oneshot::Receiver<WriteResult>) {
+        let (tx, rx) = oneshot::channel();
+        (Completer(Mutex::new(Some(tx))), rx)
+    }
+
     #[test]
-    fn the_first_outcome_wins_and_reaches_the_waiting_future() {
-        let slot = Arc::new(Mutex::new(Slot::default()));
-        let completer = Completer(Arc::clone(&slot));
-        let pending = Pending(Arc::clone(&slot));
+    fn the_first_outcome_wins_and_reaches_the_waiting_request() {
+        let (completer, rx) = pair();
         let done = std::thread::spawn(move || {
             completer.complete(applied());
+            completer.complete(RResult::RErr(TaskFlowError::new(
+                ErrorCode::INTERNAL,
+                "second answer",
+            )));
             drop(completer);
         });
-        let system = actix_web::rt::System::new();
-        let outcome = system.block_on(pending);
+        let outcome = actix_web::rt::System::new().block_on(rx).unwrap();
         done.join().unwrap();
         assert_eq!(outcome, applied());
     }
 
     #[test]
     fn a_completion_dropped_unanswered_ends_the_wait_with_an_error() {
-        let slot = Arc::new(Mutex::new(Slot::default()));
-        drop(Completer(Arc::clone(&slot)));
-        let outcome = actix_web::rt::System::new().block_on(Pending(slot));
-        match outcome {
+        let (completer, rx) = pair();
+        drop(completer);
+        match actix_web::rt::System::new().block_on(rx).unwrap() {
             RResult::RErr(e) => assert_eq!(e.code, ErrorCode::INTERNAL),
             RResult::ROk(_) => panic!("expected an error"),
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use jsoncfg::Issue;
 use serde_json::value::RawValue;
 
+use crate::texts;
+
 /// A response code of the wire contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -27,8 +29,6 @@ pub enum Code {
     TaskNotCreated,
     CancelRejected,
     MutationRejected,
-    /// Not a failure: 202 with `ok: true`.
-    CancelPending,
     ChildSessionForbidden,
     PersistFailed,
     InternalError,
@@ -54,7 +54,6 @@ impl Code {
             Self::TaskNotCreated => "task_not_created",
             Self::CancelRejected => "cancel_rejected",
             Self::MutationRejected => "mutation_rejected",
-            Self::CancelPending => "cancel_pending",
             Self::ChildSessionForbidden => "child_session_forbidden",
             Self::PersistFailed => "persist_failed",
             Self::InternalError => "internal_error",
@@ -64,7 +63,6 @@ impl Code {
     /// The HTTP status of this code. This is the only such mapping.
     pub fn status(self) -> u16 {
         match self {
-            Self::CancelPending => 202,
             Self::InvalidBody | Self::InvalidRequest => 400,
             Self::Unauthorized => 401,
             Self::ChildSessionForbidden => 403,
@@ -98,25 +96,22 @@ impl Code {
             Self::RequestTimeout => "Request body timeout",
             Self::InvalidBody => "invalid request body",
             Self::InvalidRequest => "invalid request",
-            Self::NotManaged => "TaskFlow is not managed by this webhook surface.",
-            Self::RevisionConflict => "TaskFlow changed since the caller's expected revision.",
-            Self::CancelRequested => "Flow cancellation has already been requested.",
-            Self::Terminal => "TaskFlow is already terminal.",
-            Self::TaskNotCreated => "TaskFlow task was not created.",
-            Self::CancelRejected => "TaskFlow cancellation was rejected.",
-            Self::MutationRejected => "TaskFlow mutation was rejected.",
-            Self::CancelPending => "One or more child tasks are still active.",
-            Self::ChildSessionForbidden => {
-                "childSessionKey must be a descendant of the route's session tree."
-            }
-            Self::PersistFailed => "TaskFlow persistence failed.",
+            Self::NotManaged => texts::NOT_MANAGED,
+            Self::RevisionConflict => texts::REVISION_CONFLICT,
+            Self::CancelRequested => texts::CANCEL_REQUESTED,
+            Self::Terminal => texts::TERMINAL,
+            Self::TaskNotCreated => texts::TASK_NOT_CREATED,
+            Self::CancelRejected => texts::CANCEL_REJECTED,
+            Self::MutationRejected => texts::MUTATION_REJECTED,
+            Self::ChildSessionForbidden => texts::CHILD_SESSION_FORBIDDEN,
+            Self::PersistFailed => texts::PERSIST_FAILED,
             Self::InternalError => "internal error",
         }
     }
 }
 
-/// A response other than plain success: a rejection, or an action outcome
-/// that carries a code.
+/// A failure: a rejection before the action ran, or an action outcome
+/// with an error code.
 #[derive(Debug)]
 pub struct ApiError {
     pub code: Code,

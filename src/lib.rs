@@ -27,10 +27,13 @@ pub mod error;
 mod export;
 pub mod limits;
 pub mod logging;
+pub mod paths;
+pub mod pipeline;
 pub mod request;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod texts;
 pub mod views;
 
 /// The id this plugin has under `plugins.entries`.

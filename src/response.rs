@@ -7,6 +7,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::actions::Reply;
 use crate::error::{ApiError, Code};
 
 #[derive(Serialize)]
@@ -31,26 +32,28 @@ struct IssueView<'a> {
     message: &'a str,
 }
 
-/// `200 {"ok":true,"routeId":..,"result":..}`.
-pub fn success(route_id: &str, result: &RawValue) -> HttpResponse {
+/// `200 {"ok":true,"routeId":..,"result":..}`, or for a cancel that waits
+/// on children `202 {"ok":true,"routeId":..,"code":"cancel_pending",..}`.
+pub fn success(route_id: &str, reply: &Reply) -> HttpResponse {
+    let (status, code) = match reply {
+        Reply::Done(_) => (200, None),
+        Reply::CancelPending(_) => (202, Some("cancel_pending")),
+    };
     render(
-        200,
+        status,
         &Envelope {
             ok: true,
             route_id: Some(route_id),
-            code: None,
+            code,
             error: None,
             issues: None,
-            result: Some(result),
+            result: Some(reply.result()),
         },
     )
 }
 
-/// A rejection or coded outcome. Codes below 400 (only `cancel_pending`)
-/// are `ok: true` and carry no `error`.
+/// A rejection, or an action outcome with an error code.
 pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
-    let status = err.code.status();
-    let ok = status < 400;
     let issues = (err.code == Code::InvalidRequest).then(|| {
         err.issues
             .iter()
@@ -61,12 +64,12 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
             .collect()
     });
     let mut res = render(
-        status,
+        err.code.status(),
         &Envelope {
-            ok,
+            ok: false,
             route_id,
             code: Some(err.code.as_str()),
-            error: (!ok).then_some(&*err.message),
+            error: Some(&err.message),
             issues,
             result: err.result.as_deref(),
         },

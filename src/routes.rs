@@ -27,13 +27,40 @@ pub struct Route {
     pub flows: Arc<BoundTaskFlowBox>,
 }
 
+impl Route {
+    /// A route with fresh limiter state.
+    pub fn new(
+        id: String,
+        path: String,
+        session_key: String,
+        controller_id: String,
+        secret: Secret,
+        limits: Limits,
+        flows: BoundTaskFlowBox,
+    ) -> Self {
+        Self {
+            rate: RateLimiter::new(
+                limits.rate_limit_window,
+                limits.rate_limit_max_requests,
+                limits.max_tracked_keys,
+            ),
+            in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
+            flows: Arc::new(flows),
+            id,
+            path,
+            session_key,
+            controller_id,
+            secret,
+            limits,
+        }
+    }
+}
+
 /// Everything the request handler reads, built once.
 pub struct AppState {
     /// Normalised path to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
-    /// How long in-flight requests may run once a stop begins.
-    pub shutdown_grace: std::time::Duration,
 }
 
 /// Builds the routes. A route whose SecretRef cannot be resolved is skipped
@@ -76,32 +103,21 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             "registered route {} on {} for session {}",
             route.id, route.path, route.session_key
         );
-        let limits = route.limits;
-        let live = Route {
-            rate: RateLimiter::new(
-                limits.rate_limit_window,
-                limits.rate_limit_max_requests,
-                limits.max_tracked_keys,
-            ),
-            in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
-            flows: Arc::new(flows),
-            id: route.id,
-            path: route.path.clone(),
-            session_key: route.session_key,
-            controller_id: route.controller_id,
+        let live = Route::new(
+            route.id,
+            route.path.clone(),
+            route.session_key,
+            route.controller_id,
             secret,
-            limits,
-        };
+            route.limits,
+            flows,
+        );
         routes.insert(route.path, Arc::new(live));
     }
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
     }
-    Ok(AppState {
-        routes,
-        proxy,
-        shutdown_grace: std::time::Duration::from_millis(settings.shutdown_grace_ms),
-    })
+    Ok(AppState { routes, proxy })
 }
 
 fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> Option<Secret> {

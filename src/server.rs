@@ -1,38 +1,34 @@
-//! The HTTP server: the request pipeline, in the OpenClaw order, and the
-//! server's lifecycle on the plugin's own threads. Only this module and
-//! `response` know about actix.
+//! The server's lifecycle: actix on the plugin's own thread, and a stop
+//! that drains in-flight requests for exactly the grace it is given.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::mpsc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpServer};
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
-use crate::actions::{self, ActionResult, Plan};
-use crate::auth::presented_secret;
-use crate::body;
-use crate::completion;
-use crate::config::request_path;
-use crate::error::{ApiError, Code};
-use crate::request;
-use crate::response;
-use crate::routes::{AppState, Route};
+use crate::pipeline;
+use crate::routes::AppState;
 
-/// How long `stop` waits beyond the grace period for the server thread to
-/// finish once actix has closed the remaining connections.
-const STOP_MARGIN: Duration = Duration::from_secs(5);
+/// How long actix itself would let a draining worker run. The drain is
+/// bounded by the grace `Server::stop` receives, never by this: it only has
+/// to outlast any grace an operator can configure.
+const ACTIX_DRAIN_CEILING: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A running server.
 pub struct Server {
-    handle: ServerHandle,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Taken by the first `stop`.
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: oneshot::Sender<Duration>,
+    thread: JoinHandle<()>,
 }
 
 /// Starts serving `state` on `listener` with `workers` threads, on a new
@@ -46,182 +42,108 @@ pub fn start(
     state: AppState,
     workers: usize,
 ) -> Result<Server, String> {
-    // actix counts the grace in whole seconds; it closes what is still in
-    // flight when it runs out.
-    let grace_secs = state.shutdown_grace.as_millis().div_ceil(1000) as u64;
     let state = web::Data::new(state);
-    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
     let thread = std::thread::Builder::new()
         .name("webhooks-http".into())
         .spawn(move || {
             let system = actix_web::rt::System::new();
-            let ready = tx.clone();
+            let ready = ready_tx.clone();
             let result = system.block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(state.clone())
-                        .default_service(web::to(handle))
-                })
-                .workers(workers)
-                .disable_signals()
-                .shutdown_timeout(grace_secs)
-                .listen(listener)?
-                .run();
-                let _ = ready.send(Ok(server.handle()));
-                server.await
+                let server = HttpServer::new(move || pipeline::app(state.clone()))
+                    .workers(workers)
+                    .disable_signals()
+                    .shutdown_timeout(ACTIX_DRAIN_CEILING.as_secs())
+                    .listen(listener)?
+                    .run();
+                let _ = ready.send(Ok(()));
+                serve_until_stopped(server, stop_rx).await
             });
             if let Err(e) = result {
-                let _ = tx.send(Err(e.to_string()));
+                let _ = ready_tx.send(Err(e.to_string()));
             }
         })
         .map_err(|e| format!("cannot start the server thread: {e}"))?;
-    match rx.recv() {
-        Ok(Ok(handle)) => Ok(Server {
-            handle,
-            thread: Mutex::new(Some(thread)),
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Server {
+            running: Mutex::new(Some(Running {
+                stop: stop_tx,
+                thread,
+            })),
         }),
         Ok(Err(e)) => Err(format!("cannot serve on the listener: {e}")),
         Err(_) => Err("the server thread ended before serving".into()),
     }
 }
 
+/// Serves until a stop arrives, then drains: actix stops accepting and
+/// lets running requests finish; when the grace runs out first, dropping
+/// the server closes every connection still open.
+async fn serve_until_stopped(
+    server: actix_web::dev::Server,
+    stop: oneshot::Receiver<Duration>,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    let mut server = pin!(server);
+    let grace = match first(server.as_mut(), stop).await {
+        Either::Left(ended) => return ended,
+        Either::Right(Ok(grace)) => grace,
+        // The `Server` was dropped without a stop: drain with no grace.
+        Either::Right(Err(_)) => Duration::ZERO,
+    };
+    // The command is queued when called; the returned future only reports
+    // completion, which the server future itself reports below.
+    drop(handle.stop(true));
+    match first(server.as_mut(), tokio::time::sleep(grace)).await {
+        Either::Left(ended) => ended,
+        Either::Right(()) => {
+            log::warn!(
+                target: "webhooks",
+                "closing the requests still running after the {} ms grace",
+                grace.as_millis()
+            );
+            Ok(())
+        }
+    }
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Whichever of two futures finishes first; `a` is polled first.
+async fn first<A: Future + Unpin, B: Future>(mut a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = std::pin::Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        b.as_mut().poll(cx).map(Either::Right)
+    })
+    .await
+}
+
 impl Server {
-    /// Stops accepting and lets in-flight requests finish; actix closes
-    /// those still running when the grace period configured at start runs
-    /// out. Returns once the server is down, or after `grace` plus a margin
-    /// if it is not. Later calls return at once.
+    /// Stops accepting connections, lets in-flight requests finish for at
+    /// most `grace`, closes the connections still open after it, and
+    /// returns once the server thread has ended. Later calls return at once.
     pub fn stop(&self, grace: Duration) {
-        let Some(thread) = self.thread.lock().take() else {
+        let Some(running) = self.running.lock().take() else {
             return;
         };
-        // The stop command is sent when called; the returned future only
-        // reports completion, which joining the thread observes instead.
-        drop(self.handle.stop(true));
-        let (done_tx, done_rx) = mpsc::channel();
-        let joiner = std::thread::spawn(move || {
-            let _ = thread.join();
-            let _ = done_tx.send(());
-        });
-        if done_rx.recv_timeout(grace + STOP_MARGIN).is_err() {
-            log::error!(target: "webhooks", "the server did not stop within the grace period");
-        }
-        drop(joiner);
-    }
-}
-
-/// Every request lands here. A panic anywhere below becomes a JSON 500 and
-/// the server keeps serving.
-async fn handle(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    match CatchUnwind(Box::pin(pipeline(req, payload, state))).await {
-        Ok(res) => res,
-        Err(()) => response::failure(None, &ApiError::new(Code::InternalError)),
-    }
-}
-
-async fn pipeline(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let path = request_path(req.path());
-    let Some(route) = state.routes.get(&path) else {
-        return response::failure(None, &ApiError::new(Code::NotFound));
-    };
-    match serve(route, &req, payload, &state).await {
-        Ok(result) => response::success(&route.id, &result),
-        Err(err) => response::failure(Some(&route.id), &err),
-    }
-}
-
-/// Steps 3–10 of the pipeline; earlier failures never reach later checks.
-async fn serve(
-    route: &std::sync::Arc<Route>,
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    state: &AppState,
-) -> ActionResult {
-    if req.method() != Method::POST {
-        return Err(ApiError::new(Code::MethodNotAllowed));
-    }
-    let headers = req.headers();
-    let client = state
-        .proxy
-        .client_key(req.peer_addr().map(|a| a.ip()), headers);
-    route
-        .rate
-        .check(client, Instant::now())
-        .map_err(|wait| ApiError::new(Code::RateLimited).retry_after(wait))?;
-    if !body::is_json(headers) {
-        return Err(ApiError::new(Code::UnsupportedMediaType));
-    }
-    let _slot = route
-        .in_flight
-        .acquire(client)
-        .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
-    if !route.secret.matches(presented_secret(headers)) {
-        return Err(ApiError::new(Code::Unauthorized));
-    }
-    let bytes = body::read(headers, &mut payload, &route.limits).await?;
-    let value = body::parse_json(&bytes)?;
-    let action = request::parse(&value).map_err(ApiError::invalid_request)?;
-    actions::check_child_session(&route.session_key, &action)?;
-    match actions::plan(action, &route.controller_id) {
-        Plan::Read(read) => actions::read(&route.flows, read),
-        // Writes may wait on disk: they are submitted to the runtime and
-        // awaited, so no worker thread blocks and concurrent writes share
-        // one commit.
-        Plan::Write(kind, request) => {
-            actions::written(kind, completion::submit(&route.flows, request).await)
+        // A send error means the thread already ended; joining still
+        // observes it.
+        let _ = running.stop.send(grace);
+        if running.thread.join().is_err() {
+            log::error!(target: "webhooks", "the server thread panicked while stopping");
         }
     }
 }
 
-/// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.
-/// The future is boxed so that pinning needs no unsafe projection.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, ()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(Err(())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panicking_handler_future_becomes_an_error_value() {
-        let system = actix_web::rt::System::new();
-        let out = system.block_on(CatchUnwind(Box::pin(async {
-            actix_web::rt::task::yield_now().await;
-            panic!("handler bug");
-        })));
-        assert_eq!(out, Err::<(), ()>(()));
-        let ok = system.block_on(CatchUnwind(Box::pin(async { 7 })));
-        assert_eq!(ok, Ok(7));
-    }
-
-    #[test]
-    fn the_panic_response_is_a_json_500() {
-        let res = response::failure(None, &ApiError::new(Code::InternalError));
-        assert_eq!(res.status().as_u16(), 500);
-        assert_eq!(
-            res.headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("application/json; charset=utf-8")
-        );
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
     }
 }

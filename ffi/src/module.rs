@@ -36,8 +36,11 @@ pub struct ConfigIssue {
 /// A plugin that is serving. Dropping it does not stop it; call `stop`.
 #[sabi_trait]
 pub trait PluginInstance: Send + Sync {
-    /// Stops accepting connections, lets in-flight requests finish within
-    /// `grace`, then returns. Later calls return at once.
+    /// Stops accepting connections and lets in-flight requests finish for
+    /// at most `grace`; connections still open after it are closed. Returns
+    /// once the plugin has stopped serving, so at most a short moment after
+    /// `grace`. `grace` is the only place the drain time is decided. Later
+    /// calls return at once.
     #[sabi(last_prefix_field)]
     fn stop(&self, grace: RDuration) -> RResult<(), RString>;
 }

@@ -75,9 +75,6 @@ pub struct GatewaySettings {
     pub trusted_proxies: RVec<RString>,
     /// `gateway.allowRealIpFallback`.
     pub allow_real_ip_fallback: bool,
-    /// `gateway.shutdownGraceMs`: how long in-flight requests may run after
-    /// a stop begins before they are closed.
-    pub shutdown_grace_ms: u64,
 }
 
 /// The managed flows of one session. Every method is scoped to that session:

@@ -197,8 +197,6 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
             .map(|s| s.as_str().into())
             .collect::<RVec<_>>(),
         allow_real_ip_fallback: config.gateway.allow_real_ip_fallback,
-        shutdown_grace_ms: u64::try_from(config.gateway.shutdown_grace.as_millis())
-            .unwrap_or(u64::MAX),
     };
     let mut instances: Vec<(String, PluginInstanceBox)> = Vec::new();
     for plugin in plugins {
@@ -271,12 +269,17 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
     Ok(())
 }
 
+/// Stops every plugin at once, so the whole drain takes one `grace`.
 fn stop_all(instances: &[(String, PluginInstanceBox)], grace: std::time::Duration) {
-    for (id, instance) in instances {
-        if let RResult::RErr(e) = instance.stop(RDuration::from(grace)) {
-            log::warn!(target: "gateway", "plugin {id} did not stop cleanly: {e}");
+    std::thread::scope(|scope| {
+        for (id, instance) in instances {
+            scope.spawn(move || {
+                if let RResult::RErr(e) = instance.stop(RDuration::from(grace)) {
+                    log::warn!(target: "gateway", "plugin {id} did not stop cleanly: {e}");
+                }
+            });
         }
-    }
+    });
 }
 
 fn watch_signals(events: mpsc::Sender<Event>) -> Result<(), String> {

@@ -1,0 +1,234 @@
+//! Runs a validated [`Action`] for a route: the child-session guard, then a
+//! read answered at once from the bound TaskFlow, or a write submitted to it
+//! and awaited until durable. No HTTP here; [`run`] is the one entry point.
+
+mod outcomes;
+
+use abi_stable::std_types::{RResult, RString};
+use openclaw_ffi::outcome::TaskFlowError;
+use openclaw_ffi::records::FlowRecord;
+use openclaw_ffi::runtime::{BoundTaskFlowBox, WriteRequest};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::completion;
+use crate::error::{ApiError, Code};
+use crate::request::Action;
+use crate::routes::Route;
+use crate::texts;
+use crate::views;
+
+pub use outcomes::written;
+
+/// What an action answers when it did what was asked: a 200 with its
+/// `result`, or a 202 `cancel_pending` (the cancel was recorded, and the
+/// flow ends once its children do). Everything else is an [`ApiError`].
+#[derive(Debug)]
+pub enum Reply {
+    Done(Box<RawValue>),
+    CancelPending(Box<RawValue>),
+}
+
+impl Reply {
+    pub fn result(&self) -> &RawValue {
+        match self {
+            Self::Done(r) | Self::CancelPending(r) => r,
+        }
+    }
+}
+
+pub type ActionResult = Result<Reply, ApiError>;
+
+/// Runs `action` as `route`. Writes may wait on disk: they are submitted to
+/// the runtime and awaited, so no worker thread blocks and concurrent
+/// writes share one commit.
+pub async fn run(route: &Route, action: Action) -> ActionResult {
+    #[cfg(test)]
+    tests::panic_on_request(&action);
+    check_child_session(&route.session_key, &action)?;
+    match plan(action, &route.controller_id) {
+        Plan::Read(read) => self::read(&route.flows, read),
+        Plan::Write(request) => {
+            let shape = outcomes::Shape::of(&request);
+            written(shape, completion::submit(&route.flows, request).await)
+        }
+    }
+}
+
+/// What an action does: a read answered at once from memory, or a write.
+// Lives on the stack for one request; boxing the write would only allocate.
+#[allow(clippy::large_enum_variant)]
+enum Plan {
+    Read(Read),
+    Write(WriteRequest),
+}
+
+/// The five reads.
+enum Read {
+    GetFlow(String),
+    ListFlows,
+    FindLatestFlow,
+    ResolveFlow(String),
+    GetTaskSummary(String),
+}
+
+/// Splits an action into a read or a write. `default_controller` is the
+/// route's `controllerId`, used when `create_flow` names none.
+fn plan(action: Action, default_controller: &str) -> Plan {
+    let request = match action {
+        Action::CreateFlow(mut input) => {
+            if input.controller_id.is_empty() {
+                input.controller_id = RString::from(default_controller);
+            }
+            WriteRequest::Create(input)
+        }
+        Action::GetFlow { flow_id } => return Plan::Read(Read::GetFlow(flow_id)),
+        Action::ListFlows => return Plan::Read(Read::ListFlows),
+        Action::FindLatestFlow => return Plan::Read(Read::FindLatestFlow),
+        Action::ResolveFlow { token } => return Plan::Read(Read::ResolveFlow(token)),
+        Action::GetTaskSummary { flow_id } => return Plan::Read(Read::GetTaskSummary(flow_id)),
+        Action::SetWaiting(i) => WriteRequest::SetWaiting(i),
+        Action::ResumeFlow(i) => WriteRequest::Resume(i),
+        Action::FinishFlow(i) => WriteRequest::Finish(i),
+        Action::FailFlow(i) => WriteRequest::Fail(i),
+        Action::RequestCancel(i) => WriteRequest::RequestCancel(i),
+        Action::CancelFlow { flow_id } => WriteRequest::Cancel(flow_id.into()),
+        Action::RunTask(i) => WriteRequest::RunTask(i),
+    };
+    Plan::Write(request)
+}
+
+fn read(flows: &BoundTaskFlowBox, read: Read) -> ActionResult {
+    match read {
+        Read::GetFlow(flow_id) => read_flow(flows.get(flow_id.as_str().into())),
+        Read::ListFlows => match flows.list() {
+            RResult::ROk(list) => done(&FlowList {
+                flows: views::flows(&list),
+            }),
+            RResult::RErr(e) => Err(internal(&e)),
+        },
+        Read::FindLatestFlow => read_flow(flows.find_latest()),
+        Read::ResolveFlow(token) => read_flow(flows.resolve(token.as_str().into())),
+        Read::GetTaskSummary(flow_id) => match flows.get_task_summary(flow_id.as_str().into()) {
+            RResult::ROk(summary) => done(&Summary {
+                summary: summary.as_ref().into_option().map(views::SummaryView),
+            }),
+            RResult::RErr(e) => Err(internal(&e)),
+        },
+    }
+}
+
+// Results are typed structs, serialised straight to JSON text: building a
+// `serde_json::Value` first costs a map per flow.
+#[derive(Serialize)]
+struct FlowList<'a> {
+    flows: Vec<views::FlowView<'a>>,
+}
+
+#[derive(Serialize)]
+struct OneFlow<'a> {
+    flow: Option<views::FlowView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    summary: Option<views::SummaryView<'a>>,
+}
+
+fn read_flow(
+    res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
+) -> ActionResult {
+    match res {
+        RResult::ROk(flow) => done(&OneFlow {
+            flow: flow.as_ref().into_option().map(views::flow),
+        }),
+        RResult::RErr(e) => Err(internal(&e)),
+    }
+}
+
+/// Refuses a `childSessionKey` outside the route's session tree: it must
+/// start with `<sessionKey>:` (ASCII case-insensitive), as in OpenClaw.
+fn check_child_session(session_key: &str, action: &Action) -> Result<(), ApiError> {
+    let Action::RunTask(input) = action else {
+        return Ok(());
+    };
+    let Some(child) = input.child_session_key.as_ref().into_option() else {
+        return Ok(());
+    };
+    let prefix_len = session_key.len() + 1;
+    let inside = child.len() > prefix_len
+        && child.as_bytes()[..session_key.len()].eq_ignore_ascii_case(session_key.as_bytes())
+        && child.as_bytes()[session_key.len()] == b':';
+    if inside {
+        return Ok(());
+    }
+    // No `found`: the guard runs before any lookup.
+    let result = raw(&serde_json::json!({
+        "created": false,
+        "reason": texts::CHILD_SESSION_FORBIDDEN,
+    }))?;
+    Err(ApiError::new(Code::ChildSessionForbidden).with_result(result))
+}
+
+fn done<T: Serialize>(value: &T) -> ActionResult {
+    raw(value).map(Reply::Done)
+}
+
+fn raw<T: Serialize>(value: &T) -> Result<Box<RawValue>, ApiError> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        log::error!(target: "webhooks", "could not serialise a result: {e}");
+        ApiError::new(Code::InternalError)
+    })
+}
+
+/// A fault of the host: logged once here with its cause, answered with a
+/// generic message.
+fn internal(e: &TaskFlowError) -> ApiError {
+    log::error!(target: "webhooks", "TaskFlow runtime failed: {}", e.message);
+    ApiError::new(Code::InternalError)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::request;
+    use serde_json::json;
+
+    /// The flow id that makes a unit-test build panic inside an action, so
+    /// the handler's panic path runs for real. Never compiled into the
+    /// library.
+    pub const PANIC_FLOW_ID: &str = "panic-in-unit-test";
+
+    pub fn panic_on_request(action: &Action) {
+        if matches!(action, Action::GetFlow { flow_id } if flow_id == PANIC_FLOW_ID) {
+            panic!("a bug inside an action");
+        }
+    }
+
+    fn run_task_action(child: &str) -> Action {
+        request::parse(&json!({"action":"run_task","flowId":"f","runtime":"acp","task":"t","childSessionKey":child}))
+            .unwrap()
+    }
+
+    #[test]
+    fn child_sessions_must_be_strict_descendants_of_the_route_session() {
+        let s = "agent:main:main";
+        assert!(check_child_session(s, &run_task_action("agent:main:main:acp:child")).is_ok());
+        assert!(check_child_session(s, &run_task_action("AGENT:MAIN:MAIN:acp:child")).is_ok());
+        for bad in [
+            "agent:main:main",
+            "agent:main:main:",
+            "agent:victim:acp:child",
+            "agent:main:mainx:y",
+        ] {
+            let err = check_child_session(s, &run_task_action(bad)).unwrap_err();
+            assert_eq!(err.code, Code::ChildSessionForbidden, "{bad}");
+            let result: serde_json::Value =
+                serde_json::from_str(err.result.as_ref().unwrap().get()).unwrap();
+            assert_eq!(
+                result,
+                json!({"created": false, "reason": texts::CHILD_SESSION_FORBIDDEN})
+            );
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! How request paths (and the configured paths they are matched against)
+//! become route keys.
+
+/// Normalises a path the way both config and requests are matched: trimmed,
+/// a leading `/`, and one trailing `/` removed. Nothing else (no case
+/// folding, no `//` collapsing, no percent-decoding).
+pub fn normalize_path(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let mut path = if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    };
+    if path.len() > 1 && path.ends_with('/') {
+        path.pop();
+    }
+    path
+}
+
+/// The route key of a request path: dot segments resolved as a URL parser
+/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+pub fn request_path(raw: &str) -> String {
+    let has_dots = raw.split('/').any(|s| s == "." || s == "..");
+    if !has_dots {
+        return normalize_path(raw);
+    }
+    let segments: Vec<&str> = raw.split('/').skip(1).collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+        if last && matches!(*seg, "." | "..") {
+            out.push("");
+        }
+    }
+    normalize_path(&format!("/{}", out.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised() {
+        assert_eq!(
+            normalize_path(" plugins/webhooks/x/ "),
+            "/plugins/webhooks/x"
+        );
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("/x//"), "/x/");
+    }
+
+    #[test]
+    fn request_paths_resolve_dot_segments() {
+        assert_eq!(
+            request_path("/plugins/webhooks/./zapier"),
+            "/plugins/webhooks/zapier"
+        );
+        assert_eq!(
+            request_path("/plugins/x/../webhooks/zapier/"),
+            "/plugins/webhooks/zapier"
+        );
+        assert_eq!(request_path("/a/b/.."), "/a");
+        assert_eq!(request_path("/../.."), "/");
+        assert_eq!(request_path("/a//b"), "/a//b");
+        assert_eq!(request_path("/a/.b/c"), "/a/.b/c");
+    }
+}
