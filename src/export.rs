@@ -41,13 +41,20 @@ fn plugin_id() -> RStr<'static> {
 
 #[sabi_extern_fn]
 fn build_info() -> BuildInfo {
-    BuildInfo {
+    let info = || BuildInfo {
         package: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
         ffi_version: FFI_VERSION.into(),
         git_revision: env!("OPENCLAW_GIT_REVISION").into(),
         profile: env!("OPENCLAW_BUILD_PROFILE").into(),
-    }
+    };
+    catch_unwind(info).unwrap_or_else(|_| BuildInfo {
+        package: RString::new(),
+        version: RString::new(),
+        ffi_version: RString::new(),
+        git_revision: RString::new(),
+        profile: RString::new(),
+    })
 }
 
 #[sabi_extern_fn]

@@ -69,7 +69,9 @@ pub struct PluginMod {
 
 impl RootModule for PluginMod_Ref {
     declare_root_module_statics! {PluginMod_Ref}
-    const BASE_NAME: &'static str = "openclaw_webhooks";
+    /// Libraries are loaded by path (`lib_header_from_path`), so this name is
+    /// only what abi_stable reports in its own errors; it names no plugin.
+    const BASE_NAME: &'static str = "openclaw_plugin";
     const NAME: &'static str = "openclaw plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }

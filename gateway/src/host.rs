@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use log::{Level, LevelFilter};
 use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
 use openclaw_ffi::runtime::{
@@ -75,15 +75,22 @@ impl Runtime for HostRuntime {
     }
 
     fn settings(&self) -> GatewaySettings {
-        self.settings.clone()
+        guard(
+            || self.settings.clone(),
+            || GatewaySettings {
+                trusted_proxies: RVec::new(),
+                allow_real_ip_fallback: false,
+            },
+        )
     }
 
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
         let Some(level) = to_level(level) else {
             return;
         };
-        let target = format!("plugin:{}:{}", self.plugin_id, target.as_str());
+        // Not `guard`: a failure to log must not try to log.
         let _ = catch_unwind(AssertUnwindSafe(|| {
+            let target = format!("plugin:{}:{}", self.plugin_id, target.as_str());
             log::logger().log(
                 &log::Record::builder()
                     .level(level)
@@ -95,14 +102,17 @@ impl Runtime for HostRuntime {
     }
 
     fn max_log_level(&self) -> LogLevel {
-        match log::max_level() {
-            LevelFilter::Off => LogLevel::Off,
-            LevelFilter::Error => LogLevel::Error,
-            LevelFilter::Warn => LogLevel::Warn,
-            LevelFilter::Info => LogLevel::Info,
-            LevelFilter::Debug => LogLevel::Debug,
-            LevelFilter::Trace => LogLevel::Trace,
-        }
+        guard(
+            || match log::max_level() {
+                LevelFilter::Off => LogLevel::Off,
+                LevelFilter::Error => LogLevel::Error,
+                LevelFilter::Warn => LogLevel::Warn,
+                LevelFilter::Info => LogLevel::Info,
+                LevelFilter::Debug => LogLevel::Debug,
+                LevelFilter::Trace => LogLevel::Trace,
+            },
+            || LogLevel::Warn,
+        )
     }
 }
 

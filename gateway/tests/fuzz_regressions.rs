@@ -1,6 +1,6 @@
 //! Gateway config inputs found by the `gateway_config` fuzz target (see
 //! `fuzz/README.md`), pinned as tests. Every malformed config must be a
-//! clear issue, never a panic or a stack overflow (CONTRACT §8).
+//! clear issue, never a panic or a stack overflow.
 
 use std::path::{Path, PathBuf};
 

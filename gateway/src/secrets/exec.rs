@@ -154,7 +154,7 @@ fn env_map(w: &mut Walker, path: &str, v: Option<&Value>) -> Option<BTreeMap<Str
     (out.len() == map.len()).then_some(out)
 }
 
-/// The anchor's id rule: `^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$`, no `.` or `..` segment.
+/// An exec secret id: `^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$`, no `.` or `..` segment.
 fn valid_id(id: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._:/-".contains(c);
     id.starts_with(|c: char| c.is_ascii_alphanumeric())

@@ -174,7 +174,7 @@ fn a_reply_without_the_id_is_refused() {
 }
 
 #[test]
-fn reply_shapes_are_checked_with_the_anchor_messages() {
+fn reply_shapes_are_checked_with_openclaw_messages() {
     let cases = [
         ("", "returned empty stdout."),
         ("  \n", "returned empty stdout."),
@@ -211,7 +211,7 @@ fn reply_shapes_are_checked_with_the_anchor_messages() {
 }
 
 #[test]
-fn a_bad_exec_id_is_refused_with_the_anchor_message() {
+fn a_bad_exec_id_is_refused_with_the_openclaw_message() {
     let s = script("exit 0");
     let p = exec_provider(&s.path, json!({}));
     for id in [

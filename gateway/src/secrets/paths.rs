@@ -55,7 +55,7 @@ pub(super) fn current_uid() -> u32 {
 
 /// The secure-path rule: the file must not be writable by group or others, and must be owned by
 /// the current uid. Being readable by others is allowed (it is an exposure, not a tampering
-/// risk, and matches the anchor's rule for commands). Returns the reason when the rule fails.
+/// risk, and the same rule applies to exec commands). Returns the reason when the rule fails.
 pub(super) fn check_owner_and_mode(meta: &Metadata) -> Result<(), String> {
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
