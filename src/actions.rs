@@ -236,8 +236,10 @@ struct Cancel<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<views::FlowView<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tasks: Vec<views::TaskView<'a>>,
+    /// Present whenever the flow was found, `[]` when there are none, as the
+    /// OpenClaw plugin answers; absent only when the flow was not found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<views::TaskView<'a>>>,
 }
 
 fn cancel(out: CancelOutcome) -> ActionResult {
@@ -260,12 +262,13 @@ fn cancel(out: CancelOutcome) -> ActionResult {
             Some(Code::CancelRejected.default_message()),
         ),
     };
+    let found = out.code != CancelCode::NOT_FOUND;
     let result = raw(&Cancel {
-        found: out.code != CancelCode::NOT_FOUND,
+        found,
         cancelled: out.code == CancelCode::CANCELLED,
         reason,
         flow: flow.map(views::flow),
-        tasks: views::tasks(&out.tasks),
+        tasks: found.then(|| views::tasks(&out.tasks)),
     })?;
     match code {
         None => Ok(result),
