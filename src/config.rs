@@ -235,7 +235,11 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
 fn check_duplicate_paths(w: &mut Walker, routes: &[RouteConfig]) {
     let enabled: Vec<&RouteConfig> = routes.iter().filter(|r| r.enabled).collect();
     for (i, route) in enabled.iter().enumerate() {
-        if let Some(first) = enabled[..i].iter().find(|r| r.path == route.path) {
+        // Paths that differ only in ASCII case reach the same route key.
+        let same = enabled[..i]
+            .iter()
+            .find(|r| r.path.eq_ignore_ascii_case(&route.path));
+        if let Some(first) = same {
             w.issue(
                 &join(&join("routes", &route.id), "path"),
                 format!("conflicts with routes.{}.path ({})", first.id, route.path),
@@ -269,12 +273,19 @@ pub fn normalize_path(raw: &str) -> String {
     path
 }
 
+/// What routes are looked up by: a normalised path, ASCII lower-cased.
+/// Paths match case-insensitively, as the OpenClaw Gateway routes them
+/// (`/PLUGINS/WEBHOOKS/X` reaches the route on `/plugins/webhooks/x`).
+pub fn route_key(normalised: &str) -> String {
+    normalised.to_ascii_lowercase()
+}
+
 /// The route key of a request path: dot segments resolved as a URL parser
-/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`] and [`route_key`].
 pub fn request_path(raw: &str) -> String {
     let has_dots = raw.split('/').any(|s| s == "." || s == "..");
     if !has_dots {
-        return normalize_path(raw);
+        return route_key(&normalize_path(raw));
     }
     let segments: Vec<&str> = raw.split('/').skip(1).collect();
     let mut out: Vec<&str> = Vec::with_capacity(segments.len());
@@ -291,7 +302,7 @@ pub fn request_path(raw: &str) -> String {
             out.push("");
         }
     }
-    normalize_path(&format!("/{}", out.join("/")))
+    route_key(&normalize_path(&format!("/{}", out.join("/"))))
 }
 
 #[cfg(test)]
@@ -341,6 +352,24 @@ mod tests {
         assert_eq!(request_path("/../.."), "/");
         assert_eq!(request_path("/a//b"), "/a//b");
         assert_eq!(request_path("/a/.b/c"), "/a/.b/c");
+    }
+
+    #[test]
+    fn paths_match_ascii_case_insensitively() {
+        assert_eq!(
+            request_path("/PLUGINS/Webhooks/Zapier/"),
+            route_key("/plugins/webhooks/zapier")
+        );
+        assert_eq!(request_path("/A/./B/../C"), "/a/c");
+        let got = issues(
+            r#"{"routes":{
+                "first":{"path":"/plugins/webhooks/shared","sessionKey":"s","secret":"x"},
+                "second":{"path":"/Plugins/Webhooks/Shared","sessionKey":"s","secret":"y"}}}"#,
+        );
+        assert_eq!(
+            got,
+            ["routes.second.path: conflicts with routes.first.path (/Plugins/Webhooks/Shared)"]
+        );
     }
 
     #[test]

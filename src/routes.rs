@@ -10,7 +10,7 @@ use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
 use crate::auth::Secret;
 use crate::client_ip::{IpNet, ProxyPolicy};
-use crate::config::{Limits, PluginConfig, SecretInput, WEAK_SECRET_CHARS};
+use crate::config::{route_key, Limits, PluginConfig, SecretInput, WEAK_SECRET_CHARS};
 use crate::limits::{InFlightLimiter, RateLimiter};
 
 /// One serving route and its shared state.
@@ -29,7 +29,7 @@ pub struct Route {
 
 /// Everything the request handler reads, built once.
 pub struct AppState {
-    /// Normalised path to route.
+    /// Route key (see [`route_key`]) to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
     /// How long in-flight requests may run once a stop begins.
@@ -92,7 +92,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             secret,
             limits,
         };
-        routes.insert(route.path, Arc::new(live));
+        routes.insert(route_key(&route.path), Arc::new(live));
     }
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
