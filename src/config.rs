@@ -236,7 +236,11 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
 fn check_duplicate_paths(w: &mut Walker, routes: &[RouteConfig]) {
     let enabled: Vec<&RouteConfig> = routes.iter().filter(|r| r.enabled).collect();
     for (i, route) in enabled.iter().enumerate() {
-        if let Some(first) = enabled[..i].iter().find(|r| r.path == route.path) {
+        // Paths that differ only in ASCII case reach the same route key.
+        let same = enabled[..i]
+            .iter()
+            .find(|r| r.path.eq_ignore_ascii_case(&route.path));
+        if let Some(first) = same {
             w.issue(
                 &join(&join("routes", &route.id), "path"),
                 format!("conflicts with routes.{}.path ({})", first.id, route.path),
@@ -274,6 +278,19 @@ mod tests {
         assert_eq!(r.controller_id, "webhooks/zapier");
         assert!(r.enabled);
         assert_eq!(r.limits, Limits::default());
+    }
+
+    #[test]
+    fn paths_differing_only_in_case_conflict() {
+        let got = issues(
+            r#"{"routes":{
+                "first":{"path":"/plugins/webhooks/shared","sessionKey":"s","secret":"x"},
+                "second":{"path":"/Plugins/Webhooks/Shared","sessionKey":"s","secret":"y"}}}"#,
+        );
+        assert_eq!(
+            got,
+            ["routes.second.path: conflicts with routes.first.path (/Plugins/Webhooks/Shared)"]
+        );
     }
 
     #[test]

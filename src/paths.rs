@@ -17,12 +17,19 @@ pub fn normalize_path(raw: &str) -> String {
     path
 }
 
+/// What routes are looked up by: a normalised path, ASCII lower-cased.
+/// Paths match case-insensitively, as the OpenClaw Gateway routes them
+/// (`/PLUGINS/WEBHOOKS/X` reaches the route on `/plugins/webhooks/x`).
+pub fn route_key(normalised: &str) -> String {
+    normalised.to_ascii_lowercase()
+}
+
 /// The route key of a request path: dot segments resolved as a URL parser
-/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`] and [`route_key`].
 pub fn request_path(raw: &str) -> String {
     let has_dots = raw.split('/').any(|s| s == "." || s == "..");
     if !has_dots {
-        return normalize_path(raw);
+        return route_key(&normalize_path(raw));
     }
     let segments: Vec<&str> = raw.split('/').skip(1).collect();
     let mut out: Vec<&str> = Vec::with_capacity(segments.len());
@@ -39,7 +46,7 @@ pub fn request_path(raw: &str) -> String {
             out.push("");
         }
     }
-    normalize_path(&format!("/{}", out.join("/")))
+    route_key(&normalize_path(&format!("/{}", out.join("/"))))
 }
 
 #[cfg(test)]
@@ -55,6 +62,15 @@ mod tests {
         assert_eq!(normalize_path(""), "/");
         assert_eq!(normalize_path("/"), "/");
         assert_eq!(normalize_path("/x//"), "/x/");
+    }
+
+    #[test]
+    fn paths_match_ascii_case_insensitively() {
+        assert_eq!(
+            request_path("/PLUGINS/Webhooks/Zapier/"),
+            route_key("/plugins/webhooks/zapier")
+        );
+        assert_eq!(request_path("/A/./B/../C"), "/a/c");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn parse(value: &Value) -> Result<Action, Vec<Issue>> {
     };
     let name = obj.get("action").and_then(Value::as_str).map(str::trim);
     let Some(name) = name.filter(|n| ACTIONS.contains(n)) else {
-        return Err(vec![issue("action", "Invalid input")]);
+        return Err(vec![issue("action", unknown_action_message())]);
     };
     let mut f = Fields::new(obj);
     let action = match name {
@@ -100,6 +100,17 @@ pub fn parse(value: &Value) -> Result<Action, Vec<Issue>> {
         _ => run_task(&mut f),
     };
     f.finish(action)
+}
+
+/// A missing or unknown `action`, worded as the OpenClaw plugin words it:
+/// `Invalid discriminator value. Expected 'create_flow' | 'get_flow' | …`
+/// with all thirteen actions in schema order.
+fn unknown_action_message() -> String {
+    let expected: Vec<String> = ACTIONS.iter().map(|a| format!("'{a}'")).collect();
+    format!(
+        "Invalid discriminator value. Expected {}",
+        expected.join(" | ")
+    )
 }
 
 fn create_flow(f: &mut Fields<'_>) -> Option<Action> {
@@ -566,11 +577,10 @@ mod tests {
 
     #[test]
     fn unknown_actions_and_keys_are_refused() {
-        assert_eq!(
-            first_error(json!({"action":"drop_tables"})),
-            "action: Invalid input"
-        );
-        assert_eq!(first_error(json!({"goal":"x"})), "action: Invalid input");
+        let unknown_action = "action: Invalid discriminator value. Expected 'create_flow' | 'get_flow' | 'list_flows' | 'find_latest_flow' | 'resolve_flow' | 'get_task_summary' | 'set_waiting' | 'resume_flow' | 'finish_flow' | 'fail_flow' | 'request_cancel' | 'cancel_flow' | 'run_task'";
+        assert_eq!(first_error(json!({"action":"drop_tables"})), unknown_action);
+        assert_eq!(first_error(json!({"goal":"x"})), unknown_action);
+        assert_eq!(first_error(json!({"action":5})), unknown_action);
         assert_eq!(
             first_error(json!({"action":"list_flows","extra":1})),
             "Unrecognized key: \"extra\""

@@ -12,6 +12,7 @@ use crate::auth::Secret;
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, SecretInput, WEAK_SECRET_CHARS};
 use crate::limits::{InFlightLimiter, RateLimiter};
+use crate::paths::route_key;
 
 /// One serving route and its shared state.
 pub struct Route {
@@ -58,7 +59,7 @@ impl Route {
 
 /// Everything the request handler reads, built once.
 pub struct AppState {
-    /// Normalised path to route.
+    /// Route key (see [`route_key`]) to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
 }
@@ -112,7 +113,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             route.limits,
             flows,
         );
-        routes.insert(route.path, Arc::new(live));
+        routes.insert(route_key(&route.path), Arc::new(live));
     }
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");

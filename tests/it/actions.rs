@@ -243,6 +243,39 @@ fn cancelling_a_terminal_flow_is_409_terminal() {
 }
 
 #[test]
+fn cancel_flow_lists_tasks_whenever_the_flow_was_found_even_when_empty() {
+    let gw = Gateway::start(&default_config());
+    let id = flow_id(&gw.create_flow("idle"));
+    let keys = |res: &Response| -> Vec<String> {
+        res.json["result"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let idle = gw.action(json!({"action": "cancel_flow", "flowId": id}));
+    assert_eq!(idle.status, 200, "{}", idle.text);
+    assert_eq!(keys(&idle), ["found", "cancelled", "flow", "tasks"]);
+    assert_eq!(idle.json["result"]["tasks"], json!([]));
+    let terminal = gw.action(json!({"action": "cancel_flow", "flowId": id}));
+    assert_eq!(terminal.status, 409);
+    assert_eq!(terminal.json["code"], "terminal");
+    assert_eq!(
+        keys(&terminal),
+        ["found", "cancelled", "reason", "flow", "tasks"]
+    );
+    assert_eq!(terminal.json["result"]["tasks"], json!([]));
+    let missing = gw.action(json!({"action": "cancel_flow", "flowId": "nope"}));
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        keys(&missing),
+        ["found", "cancelled", "reason"],
+        "no flow, no tasks"
+    );
+}
+
+#[test]
 fn terminal_flows_are_never_resurrected() {
     let gw = Gateway::start(&default_config());
     let id = flow_id(&gw.create_flow("g"));

@@ -13,3 +13,4 @@ mod lifecycle;
 mod limits;
 mod load;
 mod secrets;
+mod transcript;
