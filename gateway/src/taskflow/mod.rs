@@ -12,6 +12,7 @@
 //! (create and mutations), `children` (run_task, cancel), `sweep`
 //! (maintenance), `writer` (group commit), `store`, `bound`.
 
+mod batch;
 pub(crate) mod bound;
 mod children;
 mod error;
@@ -31,6 +32,6 @@ mod tests;
 
 pub use bound::Bound;
 pub use error::StoreError;
+pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
 pub use store::Store;
-pub use sweep::SweepReport;

@@ -13,9 +13,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::bound::Bound;
 use super::error::{internal, invalid_input, persist_failed, StoreError};
 use super::index::Index;
-use super::ops::{Answer, Op};
+use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
-use super::sweep::{self, SweepReport, SWEEP_CHUNK};
+use super::sweep::{self, SWEEP_CHUNK};
 use super::writer::{Replier, Reply, Request, Writer};
 use super::{rows, schema};
 
