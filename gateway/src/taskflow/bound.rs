@@ -131,13 +131,10 @@ impl Bound {
     }
 }
 
-/// The writer's answer to a write, as the ABI reports it.
+/// The outcome a write's answer carries.
 fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
     match answer {
-        Answer::Flow(flow) => Ok(WriteOutcome::Created(flow)),
-        Answer::Mutation(outcome) => Ok(WriteOutcome::Mutation(outcome)),
-        Answer::Cancel(outcome) => Ok(WriteOutcome::Cancel(outcome)),
-        Answer::RunTask(outcome) => Ok(WriteOutcome::RunTask(*outcome)),
+        Answer::Write(outcome) => Ok(outcome),
         Answer::Sweep(_) => Err(unexpected()),
     }
 }

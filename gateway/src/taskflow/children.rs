@@ -8,6 +8,7 @@ use openclaw_ffi::outcome::{CancelCode, CancelOutcome, RunTaskCode, RunTaskOutco
 use openclaw_ffi::records::{
     FlowStatus, NotifyPolicy, RunTask, TaskRecord, TaskRuntime, TaskStatus,
 };
+use openclaw_ffi::runtime::WriteOutcome;
 
 use super::batch::BatchView;
 use super::model::{
@@ -19,7 +20,7 @@ use super::ops::{Answer, Change, Ctx, Evaluation};
 pub(crate) const CANCELLED_BY_OPERATOR: &str = "Cancelled by operator.";
 
 fn run_answer(code: RunTaskCode, flow: Option<&FlowEntry>, task: Option<TaskRecord>) -> Answer {
-    Answer::RunTask(Box::new(RunTaskOutcome {
+    Answer::Write(WriteOutcome::RunTask(RunTaskOutcome {
         code,
         flow: flow.map(|f| f.record.clone()).into(),
         task: task.into(),
@@ -211,19 +212,19 @@ fn records(tasks: &[Arc<TaskEntry>]) -> RVec<TaskRecord> {
 
 pub(crate) fn cancel(view: &BatchView<'_>, ctx: &Ctx, owner: &str, flow_id: &str) -> Evaluation {
     let Some(flow) = view.owned_flow(owner, flow_id) else {
-        return Evaluation::read_only(Answer::Cancel(CancelOutcome {
+        return Evaluation::read_only(Answer::Write(WriteOutcome::Cancel(CancelOutcome {
             code: CancelCode::NOT_FOUND,
             flow: ROption::RNone,
             tasks: RVec::new(),
-        }));
+        })));
     };
     let tasks = view.flow_tasks(flow_id);
     if is_terminal(&flow.record) {
-        return Evaluation::read_only(Answer::Cancel(CancelOutcome {
+        return Evaluation::read_only(Answer::Write(WriteOutcome::Cancel(CancelOutcome {
             code: CancelCode::TERMINAL,
             flow: ROption::RSome(flow.record.clone()),
             tasks: records(&tasks),
-        }));
+        })));
     }
     let now = ctx.now;
     let mut changes = Vec::new();
@@ -263,10 +264,10 @@ pub(crate) fn cancel(view: &BatchView<'_>, ctx: &Ctx, owner: &str, flow_id: &str
         seq: flow.seq,
         record: f.clone(),
     })));
-    let answer = Answer::Cancel(CancelOutcome {
+    let answer = Answer::Write(WriteOutcome::Cancel(CancelOutcome {
         code: CancelCode::CANCELLED,
         flow: ROption::RSome(f),
         tasks: records(&after),
-    });
+    }));
     Evaluation::writes(answer, changes)
 }

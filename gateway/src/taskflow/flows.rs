@@ -6,6 +6,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::outcome::{MutationCode, MutationOutcome};
 use openclaw_ffi::records::{CreateFlow, FlowRecord, FlowStatus, SyncMode};
+use openclaw_ffi::runtime::WriteOutcome;
 
 use super::batch::BatchView;
 use super::error::invalid_input;
@@ -51,14 +52,17 @@ pub(crate) fn create(
         seq: view.next_seq(),
         record: record.clone(),
     });
-    Evaluation::writes(Answer::Flow(record), vec![Change::PutFlow(entry)])
+    Evaluation::writes(
+        Answer::Write(WriteOutcome::Created(record)),
+        vec![Change::PutFlow(entry)],
+    )
 }
 
 fn refused(code: MutationCode, flow: Option<&FlowEntry>) -> Evaluation {
-    Evaluation::read_only(Answer::Mutation(MutationOutcome {
+    Evaluation::read_only(Answer::Write(WriteOutcome::Mutation(MutationOutcome {
         code,
         flow: flow.map(|f| f.record.clone()).into(),
-    }))
+    })))
 }
 
 /// A retried `finish`/`fail` whose first attempt already applied.
@@ -115,10 +119,10 @@ pub(crate) fn mutate(
         record: next.clone(),
     });
     Evaluation::writes(
-        Answer::Mutation(MutationOutcome {
+        Answer::Write(WriteOutcome::Mutation(MutationOutcome {
             code: MutationCode::APPLIED,
             flow: ROption::RSome(next),
-        }),
+        })),
         vec![Change::PutFlow(new_entry)],
     )
 }

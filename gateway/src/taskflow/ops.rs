@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use abi_stable::std_types::RString;
-use openclaw_ffi::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowError};
-use openclaw_ffi::records::{CreateFlow, Fail, Finish, FlowRecord, Resume, RunTask, SetWaiting};
+use openclaw_ffi::outcome::TaskFlowError;
+use openclaw_ffi::records::{CreateFlow, Fail, Finish, Resume, RunTask, SetWaiting};
+use openclaw_ffi::runtime::WriteOutcome;
 
 use super::model::{FlowEntry, TaskEntry};
 
@@ -86,12 +87,13 @@ impl SweepReport {
     }
 }
 
+/// The writer's answer to an operation: a write's outcome exactly as the
+/// stable ABI reports it, or what a sweep changed.
+// One per operation, moved once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Answer {
-    Flow(FlowRecord),
-    Mutation(MutationOutcome),
-    Cancel(CancelOutcome),
-    RunTask(Box<RunTaskOutcome>),
+    Write(WriteOutcome),
     Sweep(SweepReport),
 }
 

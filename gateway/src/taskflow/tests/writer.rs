@@ -7,6 +7,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::outcome::{ErrorCode, MutationCode};
 use openclaw_ffi::records::{FlowRecord, FlowStatus};
+use openclaw_ffi::runtime::WriteOutcome;
 use parking_lot::RwLock;
 
 use super::support::*;
@@ -77,8 +78,8 @@ fn mutate_op(m: Mutation) -> Op {
 
 fn flow_of(reply: &Reply) -> FlowRecord {
     match reply {
-        Ok(Answer::Flow(f)) => f.clone(),
-        Ok(Answer::Mutation(m)) => m.flow.clone().unwrap(),
+        Ok(Answer::Write(WriteOutcome::Created(f))) => f.clone(),
+        Ok(Answer::Write(WriteOutcome::Mutation(m))) => m.flow.clone().unwrap(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -109,7 +110,9 @@ fn operations_in_one_batch_see_each_others_writes() {
     let codes: Vec<_> = replies
         .iter()
         .map(|r| match r {
-            Ok(Answer::Mutation(m)) => (m.code, m.flow.as_ref().unwrap().revision),
+            Ok(Answer::Write(WriteOutcome::Mutation(m))) => {
+                (m.code, m.flow.as_ref().unwrap().revision)
+            }
             other => panic!("unexpected {other:?}"),
         })
         .collect();
