@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,34 +33,22 @@ pub(crate) struct Request {
     pub reply: Replier,
 }
 
-/// Where an operation's answer goes: a caller blocked on a channel, or a
-/// callback run on the writer thread once the batch is durable.
-pub(crate) enum Replier {
-    Channel(SyncSender<Reply>),
-    Callback(Box<dyn FnOnce(Reply) + Send>),
-}
+/// Where an operation's answer goes: a callback run exactly once, on the
+/// writer thread once the batch is durable, or on the caller's thread when
+/// the operation never reached the writer.
+pub(crate) struct Replier(Box<dyn FnOnce(Reply) + Send>);
 
 impl Replier {
-    pub fn deliver(self, answer: Reply) {
-        match self {
-            // A caller that gave up waiting is not an error.
-            Self::Channel(tx) => {
-                let _ = tx.send(answer);
-            }
-            // The callback belongs to the caller; a fault in it must not
-            // take the writer down.
-            Self::Callback(f) => {
-                if catch_unwind(AssertUnwindSafe(|| f(answer))).is_err() {
-                    log::error!("taskflow store: a write completion panicked");
-                }
-            }
-        }
+    pub fn new(f: impl FnOnce(Reply) + Send + 'static) -> Self {
+        Self(Box::new(f))
     }
-}
 
-impl From<SyncSender<Reply>> for Replier {
-    fn from(tx: SyncSender<Reply>) -> Self {
-        Self::Channel(tx)
+    pub fn deliver(self, answer: Reply) {
+        // The callback belongs to the caller; a fault in it must not take
+        // the writer down.
+        if catch_unwind(AssertUnwindSafe(|| (self.0)(answer))).is_err() {
+            log::error!("taskflow store: a write completion panicked");
+        }
     }
 }
 

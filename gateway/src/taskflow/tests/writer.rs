@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use super::support::*;
 use crate::taskflow::index::Index;
 use crate::taskflow::ops::{Answer, Mutation, Op};
-use crate::taskflow::writer::{Reply, Request, Writer};
+use crate::taskflow::writer::{Replier, Reply, Request, Writer};
 use crate::taskflow::{schema, Clock};
 
 struct Rig {
@@ -44,14 +44,9 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
 }
 
 fn request(op: Op) -> (Request, Receiver<Reply>) {
-    let (reply, rx) = mpsc::sync_channel(1);
-    (
-        Request {
-            op,
-            reply: reply.into(),
-        },
-        rx,
-    )
+    let (tx, rx) = mpsc::sync_channel(1);
+    let reply = Replier::new(move |answer| tx.send(answer).unwrap());
+    (Request { op, reply }, rx)
 }
 
 fn run(rig: &mut Rig, ops: Vec<Op>) -> Vec<Reply> {
