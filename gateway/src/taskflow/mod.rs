@@ -8,7 +8,9 @@
 //! - [`Bound`] implements `openclaw_ffi::runtime::BoundTaskFlow`.
 //!
 //! Files: `options` (configuration), `error`, `model` (entries and field
-//! rules), `index` (in-memory state), `schema` (file, pragmas, migrations),
+//! rules), `index` (in-memory state), `file` (the file on disk: modes,
+//! creating a store, refusing a file that holds none), `schema` (pragmas,
+//! schema version, migrations),
 //! `rows` (row mapping), `ops` (operations, answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `writer` (group commit),
@@ -18,6 +20,7 @@ mod batch;
 mod bound;
 mod children;
 mod error;
+mod file;
 mod flows;
 mod index;
 mod model;

@@ -15,7 +15,7 @@ use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SWEEP_CHUNK};
 use super::writer::{Replier, Reply, Request, Writer};
-use super::{rows, schema};
+use super::{file, rows};
 
 /// A cheap, cloneable handle to one open TaskFlow store.
 #[derive(Clone)]
@@ -50,8 +50,7 @@ impl Store {
     /// and task into memory, and starts the writer and sweeper threads.
     pub fn open(options: StoreOptions) -> Result<Store, StoreError> {
         let path = options.path.clone();
-        schema::prepare_files(&path)?;
-        let conn = schema::open_connection(&path, options.max_store_bytes)?;
+        let conn = file::open(&path, options.max_store_bytes)?;
         let mut index = Index::default();
         let mut next_seq = 0u64;
         for flow in rows::load_flows(&conn, &path)? {
@@ -68,7 +67,7 @@ impl Store {
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }
-        schema::harden_modes(&path)?;
+        file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
         let writer = Writer {

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod flows;
 mod mutations;
+mod opening;
 mod persistence;
 mod sweep;
 mod writer;

@@ -14,7 +14,7 @@ use super::support::*;
 use crate::taskflow::index::Index;
 use crate::taskflow::ops::{Answer, Mutation, Op};
 use crate::taskflow::writer::{Replier, Reply, Request, Writer};
-use crate::taskflow::{schema, Clock};
+use crate::taskflow::{file, Clock};
 
 struct Rig {
     _dir: TempDir,
@@ -25,8 +25,7 @@ struct Rig {
 fn rig(max_store_bytes: Option<u64>) -> Rig {
     let dir = TempDir::new();
     let path = dir.path().join("writer.sqlite");
-    schema::prepare_files(&path).unwrap();
-    let conn = schema::open_connection(&path, max_store_bytes).unwrap();
+    let conn = file::open(&path, max_store_bytes).unwrap();
     let index = Arc::new(RwLock::new(Index::default()));
     let writer = Writer {
         conn,
