@@ -10,5 +10,6 @@ mod flows;
 mod mutations;
 mod opening;
 mod persistence;
+mod submit;
 mod sweep;
 mod writer;
