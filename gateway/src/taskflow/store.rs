@@ -46,7 +46,8 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Store {
-    /// Opens (creating and migrating if needed) the store, loads every flow
+    /// Opens the store (creating it where no file exists, migrating an
+    /// older schema, refusing a file that holds no store), loads every flow
     /// and task into memory, and starts the writer and sweeper threads.
     pub fn open(options: StoreOptions) -> Result<Store, StoreError> {
         let path = options.path.clone();
