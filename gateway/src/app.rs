@@ -177,8 +177,8 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
     store_options.sweep_interval = config.tasks.sweep_interval;
     store_options.max_store_bytes = config.tasks.max_store_bytes;
     let path = store_options.path.clone();
-    let store = Store::open(store_options)
-        .map_err(|e| format!("cannot open the TaskFlow store {}: {e}", path.display()))?;
+    // A StoreError names the store file itself.
+    let store = Store::open(store_options).map_err(|e| e.to_string())?;
     log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
 
     let addr = SocketAddr::new(config.gateway.bind, config.gateway.port);

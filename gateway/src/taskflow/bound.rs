@@ -1,6 +1,6 @@
-//! `Bound`: one session's view of the store, implementing the stable-ABI
-//! `BoundTaskFlow` trait. Reads come from the index; writes go to the writer.
-//! No panic leaves a method.
+//! Binding a session (`Store::bind`) and `Bound`, one session's view of the
+//! store, implementing the stable-ABI `BoundTaskFlow` trait. Reads come from
+//! the index; writes go to the writer. No panic leaves a method.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -14,9 +14,11 @@ use openclaw_ffi::records::{
 use openclaw_ffi::runtime::{BoundTaskFlow, WriteCompletionBox, WriteOutcome, WriteRequest};
 
 use super::error::{internal, invalid_input};
+use super::index::Index;
 use super::model::{check_json, is_terminal, FlowEntry};
 use super::ops::{Answer, Mutation, Op};
 use super::store::Store;
+use super::writer::Replier;
 
 /// The TaskFlow runtime bound to one session key.
 #[derive(Clone)]
@@ -39,32 +41,32 @@ fn unexpected() -> TaskFlowError {
     internal("TaskFlow store returned an unexpected answer.")
 }
 
-impl Bound {
-    pub(crate) fn new(store: Store, session_key: &str) -> Self {
-        Self {
-            store,
-            owner: Arc::from(session_key),
+impl Store {
+    /// Binds the TaskFlow runtime to one session (the key is trimmed).
+    pub fn bind(&self, session_key: &str) -> Result<Bound, TaskFlowError> {
+        let key = session_key.trim();
+        if key.is_empty() {
+            return Err(invalid_input(
+                "TaskFlow runtime requires a bound sessionKey.",
+            ));
         }
+        Ok(Bound {
+            store: self.clone(),
+            owner: Arc::from(key),
+        })
     }
+}
 
+impl Bound {
     fn owned(&self, flow_id: &str) -> Option<Arc<FlowEntry>> {
         self.store
-            .inner
-            .index
-            .read()
-            .owned_flow(&self.owner, flow_id)
-            .cloned()
+            .read(|index| index.owned_flow(&self.owner, flow_id).cloned())
     }
 
     /// The owner's flows, newest first, copied out of the lock.
     fn owned_flows(&self) -> Vec<Arc<FlowEntry>> {
         self.store
-            .inner
-            .index
-            .read()
-            .owner_flows(&self.owner)
-            .cloned()
-            .collect()
+            .read(|index| index.owner_flows(&self.owner).cloned().collect())
     }
 
     /// Validates a write and turns it into the writer's operation.
@@ -120,7 +122,7 @@ impl Bound {
     /// Performs a write, waiting for it to be durable.
     fn write(&self, request: WriteRequest) -> Result<WriteOutcome, TaskFlowError> {
         let op = self.write_op(request)?;
-        write_outcome(self.store.submit(op)?)
+        write_outcome(self.store.perform(op)?)
     }
 
     fn mutate(&self, request: WriteRequest) -> Result<MutationOutcome, TaskFlowError> {
@@ -131,15 +133,41 @@ impl Bound {
     }
 }
 
-/// The writer's answer to a write, as the ABI reports it.
+/// The outcome a write's answer carries.
 fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
     match answer {
-        Answer::Flow(flow) => Ok(WriteOutcome::Created(flow)),
-        Answer::Mutation(outcome) => Ok(WriteOutcome::Mutation(outcome)),
-        Answer::Cancel(outcome) => Ok(WriteOutcome::Cancel(outcome)),
-        Answer::RunTask(outcome) => Ok(WriteOutcome::RunTask(*outcome)),
+        Answer::Write(outcome) => Ok(outcome),
         Answer::Sweep(_) => Err(unexpected()),
     }
+}
+
+/// The task counts of the owner's flow; `None` when the owner has no such
+/// flow.
+fn summary(index: &Index, owner: &str, flow_id: &str) -> Option<TaskSummary> {
+    index.owned_flow(owner, flow_id)?;
+    let mut s = TaskSummary::default();
+    for task in index.flow_tasks(flow_id) {
+        let r = &task.record;
+        s.total += 1;
+        if r.status.is_active() {
+            s.active += 1;
+        } else {
+            s.terminal += 1;
+        }
+        if matches!(
+            r.status,
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
+        ) {
+            s.failures += 1;
+        }
+        if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == r.status) {
+            s.by_status[i] += 1;
+        }
+        if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == r.runtime) {
+            s.by_runtime[i] += 1;
+        }
+    }
+    Some(s)
 }
 
 impl BoundTaskFlow for Bound {
@@ -175,9 +203,9 @@ impl BoundTaskFlow for Bound {
 
     fn find_latest(&self) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            let index = self.store.inner.index.read();
-            let latest = index.owner_flows(&self.owner).next().cloned();
-            drop(index);
+            let latest = self
+                .store
+                .read(|index| index.owner_flows(&self.owner).next().cloned());
             Ok(latest.map(|f| f.record.clone()).into())
         })
     }
@@ -190,45 +218,22 @@ impl BoundTaskFlow for Bound {
             if token.as_str().trim() != &*self.owner {
                 return Ok(ROption::RNone);
             }
-            let index = self.store.inner.index.read();
-            let live = index
-                .owner_flows(&self.owner)
-                .find(|f| !is_terminal(&f.record))
-                .cloned();
-            drop(index);
+            let live = self.store.read(|index| {
+                index
+                    .owner_flows(&self.owner)
+                    .find(|f| !is_terminal(&f.record))
+                    .cloned()
+            });
             Ok(live.map(|f| f.record.clone()).into())
         })
     }
 
     fn get_task_summary(&self, flow_id: RStr<'_>) -> RResult<ROption<TaskSummary>, TaskFlowError> {
         guarded(|| {
-            let index = self.store.inner.index.read();
-            if index.owned_flow(&self.owner, flow_id.as_str()).is_none() {
-                return Ok(ROption::RNone);
-            }
-            let mut s = TaskSummary::default();
-            for task in index.flow_tasks(flow_id.as_str()) {
-                let r = &task.record;
-                s.total += 1;
-                if r.status.is_active() {
-                    s.active += 1;
-                } else {
-                    s.terminal += 1;
-                }
-                if matches!(
-                    r.status,
-                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
-                ) {
-                    s.failures += 1;
-                }
-                if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == r.status) {
-                    s.by_status[i] += 1;
-                }
-                if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == r.runtime) {
-                    s.by_runtime[i] += 1;
-                }
-            }
-            Ok(ROption::RSome(s))
+            Ok(self
+                .store
+                .read(|index| summary(index, &self.owner, flow_id.as_str()))
+                .into())
         })
     }
 
@@ -275,9 +280,9 @@ impl BoundTaskFlow for Bound {
             Ok(Err(e)) => return done.complete(RResult::RErr(e)),
             Err(_) => return done.complete(RResult::RErr(internal("TaskFlow runtime fault."))),
         };
-        self.store.submit_with(
+        self.store.submit(
             op,
-            Box::new(move |reply| {
+            Replier::new(move |reply| {
                 let outcome = reply.and_then(write_outcome);
                 done.complete(outcome.into());
             }),

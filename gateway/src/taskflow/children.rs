@@ -8,17 +8,19 @@ use openclaw_ffi::outcome::{CancelCode, CancelOutcome, RunTaskCode, RunTaskOutco
 use openclaw_ffi::records::{
     FlowStatus, NotifyPolicy, RunTask, TaskRecord, TaskRuntime, TaskStatus,
 };
+use openclaw_ffi::runtime::WriteOutcome;
 
+use super::batch::BatchView;
 use super::model::{
     agent_id_from_session_key, collapsed_opt, is_managed, is_terminal, trimmed_opt, FlowEntry,
     TaskEntry, JSON_NULL,
 };
-use super::ops::{Answer, BatchView, Change, Ctx, Outcome};
+use super::ops::{Answer, Change, Ctx, Evaluation};
 
 pub(crate) const CANCELLED_BY_OPERATOR: &str = "Cancelled by operator.";
 
 fn run_answer(code: RunTaskCode, flow: Option<&FlowEntry>, task: Option<TaskRecord>) -> Answer {
-    Answer::RunTask(Box::new(RunTaskOutcome {
+    Answer::Write(WriteOutcome::RunTask(RunTaskOutcome {
         code,
         flow: flow.map(|f| f.record.clone()).into(),
         task: task.into(),
@@ -30,9 +32,9 @@ pub(crate) fn run_task(
     ctx: &Ctx,
     owner: &str,
     input: &RunTask,
-) -> Outcome {
+) -> Evaluation {
     let Some(flow) = view.owned_flow(owner, input.flow_id.as_str()) else {
-        return Outcome::read_only(run_answer(RunTaskCode::NOT_FOUND, None, None));
+        return Evaluation::read_only(run_answer(RunTaskCode::NOT_FOUND, None, None));
     };
     let refusal = if !is_managed(&flow.record) {
         Some(RunTaskCode::NOT_MANAGED)
@@ -44,7 +46,7 @@ pub(crate) fn run_task(
         None
     };
     if let Some(code) = refusal {
-        return Outcome::read_only(run_answer(code, Some(&flow), None));
+        return Evaluation::read_only(run_answer(code, Some(&flow), None));
     }
     if let Some(existing) = find_reusable(view, &flow, input) {
         let merged = merge_metadata(&existing.record, input);
@@ -57,7 +59,7 @@ pub(crate) fn run_task(
             })));
         }
         let answer = run_answer(RunTaskCode::REUSED, Some(&flow), Some(merged));
-        return Outcome::writes(answer, changes);
+        return Evaluation::writes(answer, changes);
     }
     let record = new_task(&flow, view.fresh_id(), ctx.now, input);
     let entry = Arc::new(TaskEntry {
@@ -66,7 +68,7 @@ pub(crate) fn run_task(
         record: record.clone(),
     });
     let answer = run_answer(RunTaskCode::CREATED, Some(&flow), Some(record));
-    Outcome::writes(answer, vec![Change::PutTask(entry)])
+    Evaluation::writes(answer, vec![Change::PutTask(entry)])
 }
 
 /// Same run scope: run id, runtime, owner, child session key and flow.
@@ -208,21 +210,21 @@ fn records(tasks: &[Arc<TaskEntry>]) -> RVec<TaskRecord> {
     tasks.iter().map(|t| t.record.clone()).collect()
 }
 
-pub(crate) fn cancel(view: &BatchView<'_>, ctx: &Ctx, owner: &str, flow_id: &str) -> Outcome {
+pub(crate) fn cancel(view: &BatchView<'_>, ctx: &Ctx, owner: &str, flow_id: &str) -> Evaluation {
     let Some(flow) = view.owned_flow(owner, flow_id) else {
-        return Outcome::read_only(Answer::Cancel(CancelOutcome {
+        return Evaluation::read_only(Answer::Write(WriteOutcome::Cancel(CancelOutcome {
             code: CancelCode::NOT_FOUND,
             flow: ROption::RNone,
             tasks: RVec::new(),
-        }));
+        })));
     };
     let tasks = view.flow_tasks(flow_id);
     if is_terminal(&flow.record) {
-        return Outcome::read_only(Answer::Cancel(CancelOutcome {
+        return Evaluation::read_only(Answer::Write(WriteOutcome::Cancel(CancelOutcome {
             code: CancelCode::TERMINAL,
             flow: ROption::RSome(flow.record.clone()),
             tasks: records(&tasks),
-        }));
+        })));
     }
     let now = ctx.now;
     let mut changes = Vec::new();
@@ -262,10 +264,10 @@ pub(crate) fn cancel(view: &BatchView<'_>, ctx: &Ctx, owner: &str, flow_id: &str
         seq: flow.seq,
         record: f.clone(),
     })));
-    let answer = Answer::Cancel(CancelOutcome {
+    let answer = Answer::Write(WriteOutcome::Cancel(CancelOutcome {
         code: CancelCode::CANCELLED,
         flow: ROption::RSome(f),
         tasks: records(&after),
-    });
-    Outcome::writes(answer, changes)
+    }));
+    Evaluation::writes(answer, changes)
 }

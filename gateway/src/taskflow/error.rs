@@ -2,7 +2,7 @@
 //! that the bound methods return.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
 
@@ -23,6 +23,12 @@ pub enum StoreError {
         action: &'static str,
         source: rusqlite::Error,
     },
+    /// The file exists but holds no TaskFlow store (it is empty, not an
+    /// SQLite database, or has no schema). It was left as it was: only a
+    /// file the store creates itself starts empty.
+    NotAStore { path: PathBuf, found: String },
+    /// Another process holds the file open.
+    InUse { path: PathBuf },
     /// A stored row or the schema cannot be understood; nothing was loaded.
     Corrupt { path: PathBuf, detail: String },
     /// A background thread could not be started.
@@ -32,27 +38,73 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// An SQLite failure while opening, named by what it says about the
+    /// file: in use elsewhere, not a database, damaged, or another failure.
+    pub(crate) fn sqlite(path: &Path, action: &'static str, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as Code;
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(Code::DatabaseBusy | Code::DatabaseLocked) => Self::InUse { path },
+            Some(Code::NotADatabase) => Self::NotAStore {
+                path,
+                found: "the file is not an SQLite database".into(),
+            },
+            Some(Code::DatabaseCorrupt) => Self::Corrupt {
+                path,
+                detail: format!("{action}: the file is damaged: {source}"),
+            },
+            _ => Self::Sqlite {
+                path,
+                action,
+                source,
+            },
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Io { path, .. }
+            | Self::Sqlite { path, .. }
+            | Self::NotAStore { path, .. }
+            | Self::InUse { path }
+            | Self::Corrupt { path, .. }
+            | Self::Thread { path, .. } => path,
+        }
+    }
+}
+
+/// Maps an SQLite failure while opening `path` to a [`StoreError`].
+pub(crate) fn sqlite_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+    move |source| StoreError::sqlite(path, action, source)
+}
+
+/// Every message names the file once, first.
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot open the TaskFlow store {}: ",
+            self.path().display()
+        )?;
         match self {
-            Self::Io {
-                path,
-                action,
-                source,
-            } => write!(f, "taskflow store {}: {action}: {source}", path.display()),
-            Self::Sqlite {
-                path,
-                action,
-                source,
-            } => write!(f, "taskflow store {}: {action}: {source}", path.display()),
-            Self::Corrupt { path, detail } => {
-                write!(f, "taskflow store {}: {detail}", path.display())
-            }
-            Self::Thread { path, source } => write!(
+            Self::Io { action, source, .. } => write!(f, "{action}: {source}"),
+            Self::Sqlite { action, source, .. } => write!(f, "{action}: {source}"),
+            Self::NotAStore { found, .. } => write!(
                 f,
-                "taskflow store {}: cannot start thread: {source}",
-                path.display()
+                "{found}. It is refused so that no flows are lost silently. To start fresh \
+                 deliberately, move the file aside or delete it (with its -wal and -shm files, \
+                 if any); the Gateway creates a new, empty store only where no file exists."
             ),
+            Self::InUse { .. } => f.write_str(
+                "the file is in use by another process (is another Gateway running with the \
+                 same state directory?)",
+            ),
+            Self::Corrupt { detail, .. } => f.write_str(detail),
+            Self::Thread { source, .. } => write!(f, "cannot start thread: {source}"),
         }
     }
 }
@@ -62,7 +114,7 @@ impl std::error::Error for StoreError {
         match self {
             Self::Io { source, .. } | Self::Thread { source, .. } => Some(source),
             Self::Sqlite { source, .. } => Some(source),
-            Self::Corrupt { .. } => None,
+            Self::NotAStore { .. } | Self::InUse { .. } | Self::Corrupt { .. } => None,
         }
     }
 }

@@ -6,23 +6,25 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::outcome::{MutationCode, MutationOutcome};
 use openclaw_ffi::records::{CreateFlow, FlowRecord, FlowStatus, SyncMode};
+use openclaw_ffi::runtime::WriteOutcome;
 
+use super::batch::BatchView;
 use super::error::invalid_input;
 use super::model::{
     apply_patch, is_managed, is_terminal, json_equal, patch_matches, patch_sets_value, trimmed,
     trimmed_opt, FlowEntry, JSON_NULL,
 };
-use super::ops::{Answer, BatchView, Change, Ctx, Mutation, Outcome};
+use super::ops::{Answer, Change, Ctx, Evaluation, Mutation};
 
 pub(crate) fn create(
     view: &mut BatchView<'_>,
     ctx: &Ctx,
     owner: &Arc<str>,
     input: &CreateFlow,
-) -> Outcome {
+) -> Evaluation {
     let controller_id = trimmed(input.controller_id.as_str());
     if controller_id.is_none() {
-        return Outcome {
+        return Evaluation {
             answer: Err(invalid_input("Managed flow controllerId is required.")),
             changes: Vec::new(),
         };
@@ -50,14 +52,17 @@ pub(crate) fn create(
         seq: view.next_seq(),
         record: record.clone(),
     });
-    Outcome::writes(Answer::Flow(record), vec![Change::PutFlow(entry)])
+    Evaluation::writes(
+        Answer::Write(WriteOutcome::Created(record)),
+        vec![Change::PutFlow(entry)],
+    )
 }
 
-fn refused(code: MutationCode, flow: Option<&FlowEntry>) -> Outcome {
-    Outcome::read_only(Answer::Mutation(MutationOutcome {
+fn refused(code: MutationCode, flow: Option<&FlowEntry>) -> Evaluation {
+    Evaluation::read_only(Answer::Write(WriteOutcome::Mutation(MutationOutcome {
         code,
         flow: flow.map(|f| f.record.clone()).into(),
-    }))
+    })))
 }
 
 /// A retried `finish`/`fail` whose first attempt already applied.
@@ -81,7 +86,12 @@ fn is_idempotent_retry(flow: &FlowRecord, mutation: &Mutation) -> bool {
     }
 }
 
-pub(crate) fn mutate(view: &BatchView<'_>, ctx: &Ctx, owner: &str, mutation: &Mutation) -> Outcome {
+pub(crate) fn mutate(
+    view: &BatchView<'_>,
+    ctx: &Ctx,
+    owner: &str,
+    mutation: &Mutation,
+) -> Evaluation {
     let Some(entry) = view.owned_flow(owner, mutation.flow_id()) else {
         return refused(MutationCode::NOT_FOUND, None);
     };
@@ -108,11 +118,11 @@ pub(crate) fn mutate(view: &BatchView<'_>, ctx: &Ctx, owner: &str, mutation: &Mu
         seq: entry.seq,
         record: next.clone(),
     });
-    Outcome::writes(
-        Answer::Mutation(MutationOutcome {
+    Evaluation::writes(
+        Answer::Write(WriteOutcome::Mutation(MutationOutcome {
             code: MutationCode::APPLIED,
             flow: ROption::RSome(next),
-        }),
+        })),
         vec![Change::PutFlow(new_entry)],
     )
 }

@@ -3,34 +3,40 @@
 //! with group commit.
 //!
 //! - [`Store`] opens the file, loads everything, runs the writer and the
-//!   maintenance sweeper, and hands out [`Bound`] session views.
+//!   maintenance sweeper, and hands out [`Bound`] session views
+//!   ([`Store::bind`]).
 //! - [`Bound`] implements `openclaw_ffi::runtime::BoundTaskFlow`.
 //!
 //! Files: `options` (configuration), `error`, `model` (entries and field
-//! rules), `index` (in-memory state), `schema` (file, pragmas, migrations),
-//! `rows` (row mapping), `ops` (operations and the batch view), `flows`
-//! (create and mutations), `children` (run_task, cancel), `sweep`
-//! (maintenance), `writer` (group commit), `store`, `bound`.
+//! rules), `index` (in-memory state), `file` (the file on disk: modes,
+//! creating a store, refusing a file that holds none), `schema` (pragmas,
+//! schema version, migrations),
+//! `rows` (row mapping), `ops` (operations, answers, row changes), `batch`
+//! (the batch overlay), `flows` (create and mutations), `children`
+//! (run_task, cancel), `sweep` (maintenance), `writer` (group commit),
+//! `store` (the handle), `bound` (binding and the session view).
 
-pub(crate) mod bound;
+mod batch;
+mod bound;
 mod children;
 mod error;
+mod file;
 mod flows;
-pub(crate) mod index;
+mod index;
 mod model;
-pub(crate) mod ops;
+mod ops;
 mod options;
 mod rows;
-pub(crate) mod schema;
+mod schema;
 mod store;
 mod sweep;
-pub(crate) mod writer;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use bound::Bound;
 pub use error::StoreError;
+pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
 pub use store::Store;
-pub use sweep::SweepReport;

@@ -40,7 +40,8 @@ impl fmt::Debug for Clock {
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// The SQLite file. A parent directory that does not exist is created
-    /// with mode 0700; the file is created with mode 0600.
+    /// with mode 0700; the file, only where none exists, with mode 0600. An
+    /// existing file that holds no store is refused.
     pub path: PathBuf,
     /// Terminal flows (and their tasks) are pruned this long after they ended.
     pub retention: Duration,

@@ -10,7 +10,7 @@ use openclaw_ffi::records::{
 };
 use rusqlite::{params, Connection, Row};
 
-use super::error::StoreError;
+use super::error::{sqlite_err, StoreError};
 use super::model::{FlowEntry, TaskEntry};
 
 macro_rules! flow_columns {
@@ -100,32 +100,24 @@ fn check_json(
     Ok(())
 }
 
-fn read_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
-    move |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        action: what,
-        source,
-    }
-}
-
 /// Loads every flow, in creation order. Any invalid row fails the whole load.
 pub(crate) fn load_flows(conn: &Connection, path: &Path) -> Result<Vec<FlowEntry>, StoreError> {
     let sql = concat!("SELECT ", flow_columns!(), " FROM flows ORDER BY seq");
     let mut stmt = conn
         .prepare(sql)
-        .map_err(read_err(path, "cannot read flows"))?;
+        .map_err(sqlite_err(path, "cannot read flows"))?;
     let mut rows = stmt
         .query([])
-        .map_err(read_err(path, "cannot read flows"))?;
+        .map_err(sqlite_err(path, "cannot read flows"))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(read_err(path, "cannot read flows"))? {
+    while let Some(row) = rows.next().map_err(sqlite_err(path, "cannot read flows"))? {
         out.push(flow_from_row(row, path)?);
     }
     Ok(out)
 }
 
 fn flow_from_row(row: &Row<'_>, path: &Path) -> Result<FlowEntry, StoreError> {
-    let bad = read_err(path, "cannot decode flow row");
+    let bad = sqlite_err(path, "cannot decode flow row");
     let id: String = row.get(0).map_err(&bad)?;
     let sync_raw: String = row.get(3).map_err(&bad)?;
     let status_raw: String = row.get(6).map_err(&bad)?;
@@ -178,19 +170,19 @@ pub(crate) fn load_tasks(conn: &Connection, path: &Path) -> Result<Vec<TaskEntry
     let sql = concat!("SELECT ", task_columns!(), " FROM tasks ORDER BY seq");
     let mut stmt = conn
         .prepare(sql)
-        .map_err(read_err(path, "cannot read tasks"))?;
+        .map_err(sqlite_err(path, "cannot read tasks"))?;
     let mut rows = stmt
         .query([])
-        .map_err(read_err(path, "cannot read tasks"))?;
+        .map_err(sqlite_err(path, "cannot read tasks"))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(read_err(path, "cannot read tasks"))? {
+    while let Some(row) = rows.next().map_err(sqlite_err(path, "cannot read tasks"))? {
         out.push(task_from_row(row, path)?);
     }
     Ok(out)
 }
 
 fn task_from_row(row: &Row<'_>, path: &Path) -> Result<TaskEntry, StoreError> {
-    let bad = read_err(path, "cannot decode task row");
+    let bad = sqlite_err(path, "cannot decode task row");
     let id: String = row.get(0).map_err(&bad)?;
     let runtime_raw: String = row.get(3).map_err(&bad)?;
     let status_raw: String = row.get(17).map_err(&bad)?;

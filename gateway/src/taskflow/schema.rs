@@ -1,13 +1,11 @@
-//! Opening the SQLite file: directory and file modes, pragmas, and the
+//! The SQLite side of opening: pragmas, the schema version check, and the
 //! versioned schema migrations (`PRAGMA user_version`).
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::error::StoreError;
+use super::error::{sqlite_err, StoreError};
 
 /// Ordered migrations; migration `i` brings the schema to version `i + 1`.
 ///
@@ -70,62 +68,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-fn sqlite_err(path: &Path, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Sqlite {
-        path,
-        action,
-        source,
-    }
-}
-
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
-/// Creates a missing parent directory (0700) and the file (0600), and
-/// tightens the mode of an existing file and its WAL companions.
-pub(crate) fn prepare_files(path: &Path) -> Result<(), StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io_err(path, "cannot create directory"))?;
-        }
-    }
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(path, "cannot create file"))?;
-    harden_modes(path)
-}
-
-/// Sets mode 0600 on the file and on `-wal`/`-shm` if they exist.
-pub(crate) fn harden_modes(path: &Path) -> Result<(), StoreError> {
-    let mut names = vec![path.to_path_buf()];
-    for suffix in ["-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        names.push(name.into());
-    }
-    for name in names.iter().filter(|n| n.exists()) {
-        std::fs::set_permissions(name, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err(path, "cannot set file mode"))?;
-    }
-    Ok(())
-}
-
-/// Opens the connection with the store's pragmas and migrates the schema.
+/// Opens an existing store with the store's pragmas and migrates its
+/// schema. A file without a schema is refused before anything is written.
 pub(crate) fn open_connection(
     path: &Path,
     max_store_bytes: Option<u64>,
@@ -136,12 +80,10 @@ pub(crate) fn open_connection(
     // One process owns the file: the in-memory index is the authority.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
         .map_err(sqlite_err(path, "cannot set locking mode"))?;
+    let version = stored_version(&conn, path)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(sqlite_err(
-            path,
-            "cannot enable WAL (is another process using the file?)",
-        ))?;
+        .map_err(sqlite_err(path, "cannot enable WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
@@ -150,7 +92,7 @@ pub(crate) fn open_connection(
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sqlite_err(path, "cannot set synchronous"))?;
-    migrate(&conn, path)?;
+    migrate(&conn, path, version)?;
     if let Some(bytes) = max_store_bytes {
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |row| row.get(0))
@@ -162,10 +104,27 @@ pub(crate) fn open_connection(
     Ok(conn)
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Gives a new, empty database file the whole schema.
+pub(crate) fn create(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    migrate(conn, path, 0)
+}
+
+/// The schema version of an existing store. A file without one (version 0)
+/// was not made by the store, and one newer than this build is not
+/// understood: both are refused.
+fn stored_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(sqlite_err(path, "cannot read schema version"))?;
+    if version == 0 {
+        return Err(StoreError::NotAStore {
+            path: path.to_path_buf(),
+            found: format!(
+                "the file is an SQLite database without the TaskFlow schema (schema version 0, {})",
+                tables(conn, path)?
+            ),
+        });
+    }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
@@ -174,7 +133,37 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             ),
         });
     }
-    let start = usize::try_from(version.max(0)).unwrap_or(0);
+    Ok(version)
+}
+
+/// The tables a database holds, as a phrase: `no tables`, or the first few
+/// names.
+fn tables(conn: &Connection, path: &Path) -> Result<String, StoreError> {
+    const SHOWN: usize = 5;
+    let list = sqlite_err(path, "cannot list tables");
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .map_err(&list)?;
+    let names = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(&list)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&list)?;
+    Ok(match names.len() {
+        0 => "no tables".to_owned(),
+        n if n <= SHOWN => format!("tables: {}", names.join(", ")),
+        n => format!(
+            "tables: {} and {} more",
+            names[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    })
+}
+
+/// Brings the schema from version `from` to [`SCHEMA_VERSION`] in one
+/// transaction.
+fn migrate(conn: &Connection, path: &Path, from: i64) -> Result<(), StoreError> {
+    let start = usize::try_from(from.max(0)).unwrap_or(0);
     if start >= MIGRATIONS.len() {
         return Ok(());
     }

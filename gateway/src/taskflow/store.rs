@@ -1,5 +1,5 @@
 //! The store handle: opening (files, schema, load), the writer and sweeper
-//! threads, submitting operations, binding sessions, and closing.
+//! threads, reading the index, submitting operations, and closing.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
@@ -7,29 +7,27 @@ use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
-use openclaw_ffi::outcome::TaskFlowError;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::bound::Bound;
-use super::error::{internal, invalid_input, persist_failed, StoreError};
+use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
-use super::ops::{Answer, Op};
+use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
-use super::sweep::{self, SweepReport, SWEEP_CHUNK};
+use super::sweep::{self, SWEEP_CHUNK};
 use super::writer::{Replier, Reply, Request, Writer};
-use super::{rows, schema};
+use super::{file, rows};
 
 /// A cheap, cloneable handle to one open TaskFlow store.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub path: PathBuf,
-    pub retention_ms: u64,
-    pub clock: Clock,
-    pub index: Arc<RwLock<Index>>,
+struct Inner {
+    path: PathBuf,
+    retention_ms: u64,
+    clock: Clock,
+    index: Arc<RwLock<Index>>,
     tx: RwLock<Option<Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
@@ -48,12 +46,12 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Store {
-    /// Opens (creating and migrating if needed) the store, loads every flow
+    /// Opens the store (creating it where no file exists, migrating an
+    /// older schema, refusing a file that holds no store), loads every flow
     /// and task into memory, and starts the writer and sweeper threads.
     pub fn open(options: StoreOptions) -> Result<Store, StoreError> {
         let path = options.path.clone();
-        schema::prepare_files(&path)?;
-        let conn = schema::open_connection(&path, options.max_store_bytes)?;
+        let conn = file::open(&path, options.max_store_bytes)?;
         let mut index = Index::default();
         let mut next_seq = 0u64;
         for flow in rows::load_flows(&conn, &path)? {
@@ -70,7 +68,7 @@ impl Store {
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }
-        schema::harden_modes(&path)?;
+        file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
         let writer = Writer {
@@ -123,17 +121,6 @@ impl Store {
         Ok(())
     }
 
-    /// Binds the TaskFlow runtime to one session (the key is trimmed).
-    pub fn bind(&self, session_key: &str) -> Result<Bound, TaskFlowError> {
-        let key = session_key.trim();
-        if key.is_empty() {
-            return Err(invalid_input(
-                "TaskFlow runtime requires a bound sessionKey.",
-            ));
-        }
-        Ok(Bound::new(self.clone(), key))
-    }
-
     /// Runs one maintenance pass now and reports what it changed.
     pub fn sweep_now(&self) -> SweepReport {
         let now = self.inner.clock.now();
@@ -150,7 +137,7 @@ impl Store {
                 finalize: range(&finalize),
                 prune: range(&prune),
             };
-            match self.submit(op) {
+            match self.perform(op) {
                 Ok(Answer::Sweep(r)) => report.add(r),
                 Ok(_) => log::error!("taskflow store: unexpected sweep answer"),
                 Err(err) => {
@@ -172,20 +159,27 @@ impl Store {
         self.inner.close();
     }
 
+    /// How many flows the store holds, of every owner.
     pub fn flow_count(&self) -> usize {
-        self.inner.index.read().flow_count()
+        self.read(Index::flow_count)
+    }
+
+    /// Runs `f` on the committed state. Reads never touch disk; `f` runs
+    /// under the index's read lock, so it should copy out what it needs.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        f(&self.inner.index.read())
     }
 
     /// Sends one operation to the writer and waits for its answer.
-    pub(crate) fn submit(&self, op: Op) -> Result<Answer, TaskFlowError> {
+    pub(crate) fn perform(&self, op: Op) -> Reply {
         let (reply, answer) = mpsc::sync_channel(1);
-        let request = Request {
+        self.submit(
             op,
-            reply: reply.into(),
-        };
-        if self.enqueue(request).is_some() {
-            return Err(persist_failed());
-        }
+            Replier::new(move |answer| {
+                // A caller that gave up waiting is not an error.
+                let _ = reply.send(answer);
+            }),
+        );
         answer
             .recv()
             .map_err(|_| internal("TaskFlow store writer stopped."))?
@@ -194,11 +188,8 @@ impl Store {
     /// Queues `op` and returns at once; `done` runs on the writer thread
     /// with the answer once the batch is durable (or at once, here, when the
     /// store is closed).
-    pub(crate) fn submit_with(&self, op: Op, done: Box<dyn FnOnce(Reply) + Send>) {
-        let request = Request {
-            op,
-            reply: Replier::Callback(done),
-        };
+    pub(crate) fn submit(&self, op: Op, done: Replier) {
+        let request = Request { op, reply: done };
         if let Some(request) = self.enqueue(request) {
             request.reply.deliver(Err(persist_failed()));
         }

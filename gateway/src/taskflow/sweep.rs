@@ -13,29 +13,10 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::records::{FlowStatus, TaskStatus};
 
+use super::batch::BatchView;
 use super::index::Index;
 use super::model::{is_managed, is_terminal, FlowEntry, TaskEntry, JSON_NULL};
-use super::ops::{Answer, BatchView, Change, Ctx, Outcome};
-
-/// What one maintenance pass changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    /// Cancel-requested flows finalised `cancelled`.
-    pub finalized: usize,
-    pub pruned_flows: usize,
-    pub pruned_tasks: usize,
-    /// Never-settled children of flows past retention, marked `lost`.
-    pub lost_tasks: usize,
-}
-
-impl SweepReport {
-    pub fn add(&mut self, other: SweepReport) {
-        self.finalized += other.finalized;
-        self.pruned_flows += other.pruned_flows;
-        self.pruned_tasks += other.pruned_tasks;
-        self.lost_tasks += other.lost_tasks;
-    }
-}
+use super::ops::{Answer, Change, Ctx, Evaluation, SweepReport};
 
 /// The `error` of a child marked `lost` by the sweep.
 pub(crate) const NEVER_SETTLED: &str =
@@ -80,7 +61,7 @@ pub(crate) fn apply(
     ctx: &Ctx,
     finalize: &[String],
     prune: &[String],
-) -> Outcome {
+) -> Evaluation {
     let mut report = SweepReport::default();
     let mut changes = Vec::new();
     for id in finalize {
@@ -139,5 +120,5 @@ pub(crate) fn apply(
         report.pruned_flows += 1;
         report.pruned_tasks += tasks.len();
     }
-    Outcome::writes(Answer::Sweep(report), changes)
+    Evaluation::writes(Answer::Sweep(report), changes)
 }

@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,10 @@ use openclaw_ffi::outcome::TaskFlowError;
 use parking_lot::RwLock;
 use rusqlite::Connection;
 
+use super::batch::BatchView;
 use super::error::{internal, persist_failed};
 use super::index::Index;
-use super::ops::{publish, Answer, BatchView, Change, Ctx, Op, Outcome};
+use super::ops::{Answer, Change, Ctx, Evaluation, Op};
 use super::options::Clock;
 use super::{children, flows, rows, schema, sweep};
 
@@ -32,34 +33,22 @@ pub(crate) struct Request {
     pub reply: Replier,
 }
 
-/// Where an operation's answer goes: a caller blocked on a channel, or a
-/// callback run on the writer thread once the batch is durable.
-pub(crate) enum Replier {
-    Channel(SyncSender<Reply>),
-    Callback(Box<dyn FnOnce(Reply) + Send>),
-}
+/// Where an operation's answer goes: a callback run exactly once, on the
+/// writer thread once the batch is durable, or on the caller's thread when
+/// the operation never reached the writer.
+pub(crate) struct Replier(Box<dyn FnOnce(Reply) + Send>);
 
 impl Replier {
-    pub fn deliver(self, answer: Reply) {
-        match self {
-            // A caller that gave up waiting is not an error.
-            Self::Channel(tx) => {
-                let _ = tx.send(answer);
-            }
-            // The callback belongs to the caller; a fault in it must not
-            // take the writer down.
-            Self::Callback(f) => {
-                if catch_unwind(AssertUnwindSafe(|| f(answer))).is_err() {
-                    log::error!("taskflow store: a write completion panicked");
-                }
-            }
-        }
+    pub fn new(f: impl FnOnce(Reply) + Send + 'static) -> Self {
+        Self(Box::new(f))
     }
-}
 
-impl From<SyncSender<Reply>> for Replier {
-    fn from(tx: SyncSender<Reply>) -> Self {
-        Self::Channel(tx)
+    pub fn deliver(self, answer: Reply) {
+        // The callback belongs to the caller; a fault in it must not take
+        // the writer down.
+        if catch_unwind(AssertUnwindSafe(|| (self.0)(answer))).is_err() {
+            log::error!("taskflow store: a write completion panicked");
+        }
     }
 }
 
@@ -72,7 +61,8 @@ pub(crate) struct Writer {
     pub next_seq: u64,
 }
 
-type Pending = Vec<(Replier, Reply)>;
+/// Answers held back until the batch is durable.
+type Replies = Vec<(Replier, Reply)>;
 
 impl Writer {
     /// Runs until every sender is gone, then checkpoints the WAL.
@@ -112,8 +102,8 @@ impl Writer {
     }
 
     pub(crate) fn process(&mut self, batch: Vec<Request>) {
-        let mut pending: Pending = Vec::with_capacity(batch.len());
-        let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut pending)));
+        let mut replies: Replies = Vec::with_capacity(batch.len());
+        let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut replies)));
         let failure = match result {
             Ok(true) => None,
             Ok(false) => Some(persist_failed()),
@@ -123,7 +113,7 @@ impl Writer {
                 Some(internal("TaskFlow store writer fault."))
             }
         };
-        for (reply, answer) in pending {
+        for (reply, answer) in replies {
             let answer = match &failure {
                 Some(err) => Err(err.clone()),
                 None => answer,
@@ -144,7 +134,7 @@ impl Writer {
     }
 
     /// Returns false when nothing of the batch was committed.
-    fn run_batch(&mut self, batch: Vec<Request>, pending: &mut Pending) -> bool {
+    fn run_batch(&mut self, batch: Vec<Request>, replies: &mut Replies) -> bool {
         let Writer {
             conn,
             path,
@@ -158,7 +148,7 @@ impl Writer {
         let mut committed: Vec<Change> = Vec::new();
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             log::error!("taskflow store {}: begin failed: {err}", path.display());
-            pending.extend(batch.into_iter().map(|r| (r.reply, Err(persist_failed()))));
+            replies.extend(batch.into_iter().map(|r| (r.reply, Err(persist_failed()))));
             return false;
         }
         let mut requests = batch.into_iter();
@@ -168,7 +158,7 @@ impl Writer {
                 retention_ms: *retention_ms,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| evaluate(&mut view, &ctx, &req.op)))
-                .unwrap_or_else(|_| Outcome {
+                .unwrap_or_else(|_| Evaluation {
                     answer: Err(internal("TaskFlow operation fault.")),
                     changes: Vec::new(),
                 });
@@ -185,8 +175,8 @@ impl Writer {
                         // SQLITE_FULL): replay what the batch staged so far.
                         if conn.is_autocommit() && replay(conn, &committed).is_err() {
                             log::error!("taskflow store {}: batch replay failed", path.display());
-                            pending.push((req.reply, Err(persist_failed())));
-                            pending.extend(requests.map(|r| (r.reply, Err(persist_failed()))));
+                            replies.push((req.reply, Err(persist_failed())));
+                            replies.extend(requests.map(|r| (r.reply, Err(persist_failed()))));
                             return false;
                         }
                         Err(persist_failed())
@@ -194,7 +184,7 @@ impl Writer {
                 },
                 other => other,
             };
-            pending.push((req.reply, answer));
+            replies.push((req.reply, answer));
         }
         drop(view);
         if committed.is_empty() {
@@ -219,13 +209,25 @@ impl Writer {
     }
 }
 
-fn evaluate(view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Outcome {
+fn evaluate(view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Evaluation {
     match op {
         Op::Create { owner, input } => flows::create(view, ctx, owner, input),
         Op::Mutate { owner, mutation } => flows::mutate(view, ctx, owner, mutation),
         Op::Cancel { owner, flow_id } => children::cancel(view, ctx, owner, flow_id.as_str()),
         Op::RunTask { owner, input } => children::run_task(view, ctx, owner, input),
         Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
+    }
+}
+
+/// Applies committed changes to the published index.
+fn publish(index: &mut Index, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::PutFlow(f) => index.put_flow(Arc::clone(f)),
+            Change::PutTask(t) => index.put_task(Arc::clone(t)),
+            Change::DeleteFlow { id, .. } => index.remove_flow(id),
+            Change::DeleteTask { id, .. } => index.remove_task(id),
+        }
     }
 }
 

@@ -8,6 +8,8 @@ mod concurrency;
 mod crash;
 mod flows;
 mod mutations;
+mod opening;
 mod persistence;
+mod submit;
 mod sweep;
 mod writer;

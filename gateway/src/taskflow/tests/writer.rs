@@ -7,13 +7,14 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::outcome::{ErrorCode, MutationCode};
 use openclaw_ffi::records::{FlowRecord, FlowStatus};
+use openclaw_ffi::runtime::WriteOutcome;
 use parking_lot::RwLock;
 
 use super::support::*;
 use crate::taskflow::index::Index;
 use crate::taskflow::ops::{Answer, Mutation, Op};
-use crate::taskflow::writer::{Reply, Request, Writer};
-use crate::taskflow::{schema, Clock};
+use crate::taskflow::writer::{Replier, Reply, Request, Writer};
+use crate::taskflow::{file, Clock};
 
 struct Rig {
     _dir: TempDir,
@@ -24,8 +25,7 @@ struct Rig {
 fn rig(max_store_bytes: Option<u64>) -> Rig {
     let dir = TempDir::new();
     let path = dir.path().join("writer.sqlite");
-    schema::prepare_files(&path).unwrap();
-    let conn = schema::open_connection(&path, max_store_bytes).unwrap();
+    let conn = file::open(&path, max_store_bytes).unwrap();
     let index = Arc::new(RwLock::new(Index::default()));
     let writer = Writer {
         conn,
@@ -43,14 +43,9 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
 }
 
 fn request(op: Op) -> (Request, Receiver<Reply>) {
-    let (reply, rx) = mpsc::sync_channel(1);
-    (
-        Request {
-            op,
-            reply: reply.into(),
-        },
-        rx,
-    )
+    let (tx, rx) = mpsc::sync_channel(1);
+    let reply = Replier::new(move |answer| tx.send(answer).unwrap());
+    (Request { op, reply }, rx)
 }
 
 fn run(rig: &mut Rig, ops: Vec<Op>) -> Vec<Reply> {
@@ -77,8 +72,8 @@ fn mutate_op(m: Mutation) -> Op {
 
 fn flow_of(reply: &Reply) -> FlowRecord {
     match reply {
-        Ok(Answer::Flow(f)) => f.clone(),
-        Ok(Answer::Mutation(m)) => m.flow.clone().unwrap(),
+        Ok(Answer::Write(WriteOutcome::Created(f))) => f.clone(),
+        Ok(Answer::Write(WriteOutcome::Mutation(m))) => m.flow.clone().unwrap(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -109,7 +104,9 @@ fn operations_in_one_batch_see_each_others_writes() {
     let codes: Vec<_> = replies
         .iter()
         .map(|r| match r {
-            Ok(Answer::Mutation(m)) => (m.code, m.flow.as_ref().unwrap().revision),
+            Ok(Answer::Write(WriteOutcome::Mutation(m))) => {
+                (m.code, m.flow.as_ref().unwrap().revision)
+            }
             other => panic!("unexpected {other:?}"),
         })
         .collect();
