@@ -12,6 +12,7 @@ pub const SECRET_HEADER: &str = "x-openclaw-webhook-secret";
 
 /// A route's shared secret. It has no `Display`, its `Debug` is redacted,
 /// and it is only ever compared through its digest.
+#[derive(Clone)]
 pub struct Secret {
     value: String,
     digest: [u8; 32],

@@ -6,33 +6,103 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::ROption;
 use abi_stable::std_types::RResult;
 use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
 use openclaw_ffi::runtime::{
-    BoundTaskFlowBox, WriteCompletion, WriteCompletion_TO, WriteOutcome, WriteRequest,
+    BoundTaskFlowBox, IdempotencyClaim, StoredReply, WriteCompletion, WriteCompletion_TO,
+    WriteOutcome, WriteRequest,
 };
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::idempotency::Marker;
+
 type WriteResult = RResult<WriteOutcome, TaskFlowError>;
+
+/// Renders the reply a keyed write's outcome gets (see [`Keyed`]).
+pub type Render = Box<dyn Fn(&WriteOutcome) -> Option<StoredReply> + Send + Sync>;
+
+/// What makes a submitted write retry-safe: the claim the host checks and
+/// records, the marker that holds the key as running until the write has
+/// completed, and how the reply to store is rendered.
+pub struct Keyed {
+    pub claim: IdempotencyClaim,
+    pub marker: Marker,
+    pub render: Render,
+}
+
+/// How a submitted write ended.
+// Moved once per write; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Written {
+    /// The outcome, to be turned into a reply.
+    Outcome(WriteResult),
+    /// A keyed write's stored reply: the one rendered for this request's
+    /// own write (`replayed: false`), or an earlier request's.
+    Stored { reply: StoredReply, replayed: bool },
+}
 
 /// The plugin's side of `WriteCompletion`, handed to the host. The first
 /// answer is kept; later ones are ignored.
-struct Completer(Mutex<Option<oneshot::Sender<WriteResult>>>);
+struct Completer {
+    tx: Mutex<Option<oneshot::Sender<Written>>>,
+    render: Option<Render>,
+    /// The reply `render` gave the host to store, sent as the answer.
+    rendered: Mutex<Option<StoredReply>>,
+    /// Freed when the completer is dropped: after the host has answered,
+    /// so a retry finds the stored reply rather than running again.
+    _marker: Option<Marker>,
+}
 
 impl Completer {
-    fn answer(&self, outcome: WriteResult) {
-        if let Some(tx) = self.0.lock().take() {
-            // The request may have gone (client disconnected): nobody
-            // is left to tell, and the write stands.
-            let _ = tx.send(outcome);
+    fn new(tx: oneshot::Sender<Written>, keyed: Option<(Marker, Render)>) -> Self {
+        let (marker, render) = keyed.unzip();
+        Self {
+            tx: Mutex::new(Some(tx)),
+            render,
+            rendered: Mutex::new(None),
+            _marker: marker,
         }
+    }
+
+    fn answer(&self, outcome: WriteResult) {
+        let Some(tx) = self.tx.lock().take() else {
+            return;
+        };
+        let written = match outcome {
+            RResult::ROk(WriteOutcome::Replayed(reply)) => Written::Stored {
+                reply,
+                replayed: true,
+            },
+            RResult::ROk(outcome) => match self.rendered.lock().take() {
+                Some(reply) => Written::Stored {
+                    reply,
+                    replayed: false,
+                },
+                None => Written::Outcome(RResult::ROk(outcome)),
+            },
+            failed => Written::Outcome(failed),
+        };
+        // The request may have gone (client disconnected): nobody is left
+        // to tell, and the write stands.
+        let _ = tx.send(written);
     }
 }
 
 impl WriteCompletion for Completer {
-    fn complete(&self, outcome: WriteResult) {
+    fn render(&self, outcome: &WriteOutcome) -> ROption<StoredReply> {
         // Runs on the host's writer thread: nothing here may panic across.
+        let rendered = catch_unwind(AssertUnwindSafe(|| {
+            let reply = self.render.as_ref().and_then(|render| render(outcome))?;
+            *self.rendered.lock() = Some(reply.clone());
+            Some(reply)
+        }));
+        rendered.ok().flatten().into()
+    }
+
+    fn complete(&self, outcome: WriteResult) {
         let _ = catch_unwind(AssertUnwindSafe(|| self.answer(outcome)));
     }
 }
@@ -50,23 +120,29 @@ impl Drop for Completer {
     }
 }
 
-/// Submits `request` to the bound TaskFlow; the returned future resolves
-/// when the host has made it durable or refused it.
+/// Submits `request` to the bound TaskFlow, retry-safe when `keyed`; the
+/// returned future resolves when the host has made it durable or refused
+/// it.
 pub fn submit(
     flows: &BoundTaskFlowBox,
     request: WriteRequest,
-) -> impl Future<Output = WriteResult> {
+    keyed: Option<Keyed>,
+) -> impl Future<Output = Written> {
     let (tx, rx) = oneshot::channel();
-    let done = WriteCompletion_TO::from_value(Completer(Mutex::new(Some(tx))), TD_Opaque);
-    flows.submit(request, done);
+    let (claim, keyed) = match keyed {
+        Some(k) => (ROption::RSome(k.claim), Some((k.marker, k.render))),
+        None => (ROption::RNone, None),
+    };
+    let done = WriteCompletion_TO::from_value(Completer::new(tx, keyed), TD_Opaque);
+    flows.submit(request, claim, done);
     async move {
         // The sender is only dropped after sending (see `Drop`), so a
         // closed channel cannot happen; it is still answered, not unwrapped.
         rx.await.unwrap_or_else(|_| {
-            RResult::RErr(TaskFlowError::new(
+            Written::Outcome(RResult::RErr(TaskFlowError::new(
                 ErrorCode::INTERNAL,
                 "the write completion was lost",
-            ))
+            )))
         })
     }
 }
@@ -74,43 +150,87 @@ pub fn submit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::Running;
     use openclaw_ffi::outcome::{MutationCode, MutationOutcome};
 
-    fn applied() -> WriteResult {
-        RResult::ROk(WriteOutcome::Mutation(MutationOutcome {
+    fn applied() -> WriteOutcome {
+        WriteOutcome::Mutation(MutationOutcome {
             code: MutationCode::APPLIED,
-            flow: abi_stable::std_types::ROption::RNone,
-        }))
+            flow: ROption::RNone,
+        })
     }
 
-    fn pair() -> (Completer, oneshot::Receiver<WriteResult>) {
-        let (tx, rx) = oneshot::channel();
-        (Completer(Mutex::new(Some(tx))), rx)
+    fn block_on<F: Future>(f: F) -> F::Output {
+        actix_web::rt::System::new().block_on(f)
     }
 
     #[test]
     fn the_first_outcome_wins_and_reaches_the_waiting_request() {
-        let (completer, rx) = pair();
+        let (tx, rx) = oneshot::channel();
+        let completer = Completer::new(tx, None);
         let done = std::thread::spawn(move || {
-            completer.complete(applied());
+            completer.complete(RResult::ROk(applied()));
             completer.complete(RResult::RErr(TaskFlowError::new(
                 ErrorCode::INTERNAL,
                 "second answer",
             )));
             drop(completer);
         });
-        let outcome = actix_web::rt::System::new().block_on(rx).unwrap();
+        let written = block_on(rx).unwrap();
         done.join().unwrap();
-        assert_eq!(outcome, applied());
+        assert!(matches!(written, Written::Outcome(RResult::ROk(o)) if o == applied()));
     }
 
     #[test]
     fn a_completion_dropped_unanswered_ends_the_wait_with_an_error() {
-        let (completer, rx) = pair();
+        let (tx, rx) = oneshot::channel();
+        drop(Completer::new(tx, None));
+        match block_on(rx).unwrap() {
+            Written::Outcome(RResult::RErr(e)) => assert_eq!(e.code, ErrorCode::INTERNAL),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_keyed_write_answers_with_the_reply_it_rendered_and_frees_its_key_when_answered() {
+        let running = Running::new();
+        let marker = running.claim("k", [7; 32]).unwrap();
+        let render: Render = Box::new(|_| {
+            Some(StoredReply {
+                status: 200,
+                body: b"{\"ok\":true}".to_vec().into(),
+            })
+        });
+        let (tx, rx) = oneshot::channel();
+        let completer = Completer::new(tx, Some((marker, render)));
+        let stored = completer.render(&applied());
+        assert!(stored.is_some());
+        assert_eq!(running.len(), 1, "held while the write is on its way");
+        completer.complete(RResult::ROk(applied()));
         drop(completer);
-        match actix_web::rt::System::new().block_on(rx).unwrap() {
-            RResult::RErr(e) => assert_eq!(e.code, ErrorCode::INTERNAL),
-            RResult::ROk(_) => panic!("expected an error"),
+        assert!(running.is_empty(), "freed once the host has answered");
+        match block_on(rx).unwrap() {
+            Written::Stored { reply, replayed } => {
+                assert_eq!((reply.status, replayed), (200, false));
+                assert_eq!(reply.body.as_slice(), b"{\"ok\":true}");
+            }
+            other => panic!("expected the rendered reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_replay_is_answered_as_stored_and_marked_replayed() {
+        let (tx, rx) = oneshot::channel();
+        let completer = Completer::new(tx, None);
+        completer.complete(RResult::ROk(WriteOutcome::Replayed(StoredReply {
+            status: 409,
+            body: b"{}".to_vec().into(),
+        })));
+        match block_on(rx).unwrap() {
+            Written::Stored { reply, replayed } => {
+                assert_eq!((reply.status, replayed), (409, true))
+            }
+            other => panic!("expected the stored reply, got {other:?}"),
         }
     }
 }

@@ -11,6 +11,7 @@ use jsoncfg::{join, Issue, Walker};
 use serde_json::Value;
 
 use crate::auth::Secret;
+use crate::idempotency::{parse_policy, Policy};
 use crate::paths::normalize_path;
 
 /// Plain-string secrets shorter than this load with a warning.
@@ -38,6 +39,7 @@ pub struct RouteConfig {
     pub controller_id: String,
     pub description: Option<String>,
     pub limits: Limits,
+    pub idempotency: Policy,
 }
 
 /// Where a route's shared secret comes from.
@@ -92,7 +94,7 @@ const LIMIT_KEYS: [&str; 6] = [
     "maxTrackedKeys",
 ];
 
-const ROUTE_KEYS: [&str; 7] = [
+const ROUTE_KEYS: [&str; 8] = [
     "enabled",
     "path",
     "sessionKey",
@@ -100,6 +102,7 @@ const ROUTE_KEYS: [&str; 7] = [
     "controllerId",
     "description",
     "limits",
+    "idempotency",
 ];
 
 /// Parses the plugin's config from its JSON text.
@@ -123,8 +126,9 @@ pub fn parse(json: &str) -> Result<PluginConfig, Vec<Issue>> {
 }
 
 fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
-    let root = w.object("", value, &["routes", "limits", "workers"])?;
+    let root = w.object("", value, &["routes", "limits", "workers", "idempotency"])?;
     let defaults = parse_limits(w, "limits", root.get("limits"), Limits::default());
+    let idempotency = parse_policy(w, "idempotency", root.get("idempotency"), Policy::default());
     let workers = w
         .integer("workers", root.get("workers"), 1, 64)
         .map(|n| n as usize)
@@ -133,7 +137,7 @@ fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
     if let Some(v) = root.get("routes") {
         if let Some(map) = w.map("routes", v) {
             for (id, route) in map {
-                if let Some(r) = parse_route(w, id, route, defaults) {
+                if let Some(r) = parse_route(w, id, route, defaults, idempotency) {
                     routes.push(r);
                 }
             }
@@ -147,7 +151,13 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<RouteConfig> {
+fn parse_route(
+    w: &mut Walker,
+    id: &str,
+    v: &Value,
+    defaults: Limits,
+    idempotency: Policy,
+) -> Option<RouteConfig> {
     let path = join("routes", id);
     if !valid_route_id(id) {
         w.issue(&path, "route id must match [A-Za-z0-9_-]{1,64}");
@@ -171,6 +181,12 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
         .unwrap_or_else(|| format!("webhooks/{id}"));
     let description = w.text(&join(&path, "description"), obj.get("description"));
     let limits = parse_limits(w, &join(&path, "limits"), obj.get("limits"), defaults);
+    let idempotency = parse_policy(
+        w,
+        &join(&path, "idempotency"),
+        obj.get("idempotency"),
+        idempotency,
+    );
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
@@ -180,6 +196,7 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
         controller_id,
         description,
         limits,
+        idempotency,
     })
 }
 

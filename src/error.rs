@@ -30,6 +30,10 @@ pub enum Code {
     CancelRejected,
     MutationRejected,
     ChildSessionForbidden,
+    InvalidIdempotencyKey,
+    IdempotencyKeyRequired,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
     PersistFailed,
     InternalError,
 }
@@ -55,6 +59,10 @@ impl Code {
             Self::CancelRejected => "cancel_rejected",
             Self::MutationRejected => "mutation_rejected",
             Self::ChildSessionForbidden => "child_session_forbidden",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyRequired => "idempotency_key_required",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::IdempotencyKeyMismatch => "idempotency_key_mismatch",
             Self::PersistFailed => "persist_failed",
             Self::InternalError => "internal_error",
         }
@@ -63,7 +71,10 @@ impl Code {
     /// The HTTP status of this code. This is the only such mapping.
     pub fn status(self) -> u16 {
         match self {
-            Self::InvalidBody | Self::InvalidRequest => 400,
+            Self::InvalidBody
+            | Self::InvalidRequest
+            | Self::InvalidIdempotencyKey
+            | Self::IdempotencyKeyRequired => 400,
             Self::Unauthorized => 401,
             Self::ChildSessionForbidden => 403,
             Self::NotFound => 404,
@@ -75,9 +86,11 @@ impl Code {
             | Self::Terminal
             | Self::TaskNotCreated
             | Self::CancelRejected
-            | Self::MutationRejected => 409,
+            | Self::MutationRejected
+            | Self::IdempotencyInProgress => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
+            Self::IdempotencyKeyMismatch => 422,
             Self::RateLimited | Self::InFlightLimited => 429,
             Self::InternalError => 500,
             Self::PersistFailed => 503,
@@ -104,6 +117,10 @@ impl Code {
             Self::CancelRejected => texts::CANCEL_REJECTED,
             Self::MutationRejected => texts::MUTATION_REJECTED,
             Self::ChildSessionForbidden => texts::CHILD_SESSION_FORBIDDEN,
+            Self::InvalidIdempotencyKey => "invalid idempotency key",
+            Self::IdempotencyKeyRequired => "this route requires an Idempotency-Key on writes",
+            Self::IdempotencyInProgress => "a request with this idempotency key is still running",
+            Self::IdempotencyKeyMismatch => "this idempotency key was used for a different request",
             Self::PersistFailed => texts::PERSIST_FAILED,
             Self::InternalError => "internal error",
         }

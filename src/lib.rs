@@ -25,6 +25,7 @@ pub mod completion;
 pub mod config;
 pub mod error;
 mod export;
+pub mod idempotency;
 pub mod limits;
 pub mod logging;
 pub mod paths;

@@ -13,12 +13,15 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
-use crate::actions::{self, ActionResult};
+use crate::actions::{self, Answer, Key};
 use crate::auth::presented_secret;
 use crate::body;
 use crate::error::{ApiError, Code};
+use crate::idempotency;
+use crate::limits::InFlightGuard;
 use crate::paths::request_path;
 use crate::request;
+use crate::request::Action;
 use crate::response;
 use crate::routes::{AppState, Route};
 
@@ -59,19 +62,40 @@ async fn dispatch(
     let Some(route) = state.routes.get(&path) else {
         return response::failure(None, &ApiError::new(Code::NotFound));
     };
-    match serve(route, &req, payload, &state).await {
-        Ok(reply) => response::success(&route.id, &reply),
-        Err(err) => response::failure(Some(&route.id), &err),
-    }
+    let answer = serve(route, &req, payload, &state).await;
+    response::respond(Some(&route.id), &answer)
 }
 
-/// The checks after routing; earlier failures never reach later checks.
+/// The checks after routing, then the action; earlier failures never
+/// reach later checks.
 async fn serve(
     route: &Route,
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,
-) -> ActionResult {
+) -> Answer {
+    let admitted = match admit(route, req, &mut payload, state).await {
+        Ok(admitted) => admitted,
+        Err(err) => return err.into(),
+    };
+    let answer = actions::run(route, admitted.action, admitted.key).await;
+    drop(admitted.slot);
+    answer
+}
+
+/// A request that passed every check, with what it holds while it runs.
+struct Admitted {
+    action: Action,
+    key: Option<Key>,
+    slot: InFlightGuard,
+}
+
+async fn admit(
+    route: &Route,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &AppState,
+) -> Result<Admitted, ApiError> {
     if req.method() != Method::POST {
         return Err(ApiError::new(Code::MethodNotAllowed));
     }
@@ -86,17 +110,44 @@ async fn serve(
     if !body::is_json(headers) {
         return Err(ApiError::new(Code::UnsupportedMediaType));
     }
-    let _slot = route
+    let slot = route
         .in_flight
         .acquire(client)
         .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
     if !route.secret.matches(presented_secret(headers)) {
         return Err(ApiError::new(Code::Unauthorized));
     }
-    let bytes = body::read(headers, &mut payload, &route.limits).await?;
+    let bytes = body::read(headers, payload, &route.limits).await?;
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
-    actions::run(route, action).await
+    let key = if actions::writes(&action) {
+        claim_key(route, headers, &value)?
+    } else {
+        // Reads are safe to repeat: a key on one is ignored.
+        None
+    };
+    Ok(Admitted { action, key, slot })
+}
+
+/// The idempotency key of a write, claimed as running for this request.
+fn claim_key(
+    route: &Route,
+    headers: &actix_web::http::header::HeaderMap,
+    body: &serde_json::Value,
+) -> Result<Option<Key>, ApiError> {
+    let Some(key) = idempotency::presented_key(headers)? else {
+        if route.idempotency.required {
+            return Err(ApiError::new(Code::IdempotencyKeyRequired));
+        }
+        return Ok(None);
+    };
+    let fingerprint = idempotency::fingerprint(body);
+    let marker = route.running.claim(&key, fingerprint)?;
+    Ok(Some(Key {
+        key,
+        fingerprint,
+        marker,
+    }))
 }
 
 /// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.
@@ -132,13 +183,12 @@ mod tests {
         TaskSummary,
     };
     use openclaw_ffi::runtime::{
-        BoundTaskFlow, BoundTaskFlow_TO, WriteCompletionBox, WriteRequest,
+        BoundTaskFlow, BoundTaskFlow_TO, IdempotencyClaim, WriteCompletionBox, WriteRequest,
     };
 
     use super::*;
     use crate::auth::Secret;
     use crate::client_ip::ProxyPolicy;
-    use crate::config::Limits;
 
     const SECRET: &str = "in-process-secret-0123";
 
@@ -196,19 +246,19 @@ mod tests {
         fn run_task(&self, _: RunTask) -> Res<RunTaskOutcome> {
             fail()
         }
-        fn submit(&self, _: WriteRequest, done: WriteCompletionBox) {
+        fn submit(&self, _: WriteRequest, _: ROption<IdempotencyClaim>, done: WriteCompletionBox) {
             done.complete(fail());
         }
     }
 
     fn state() -> web::Data<AppState> {
+        let config = crate::config::parse(
+            r#"{"routes":{"inproc":{"path":"/hook","sessionKey":"agent:main:main","secret":"in-process-secret-0123"}}}"#,
+        )
+        .unwrap();
         let route = Route::new(
-            "inproc".into(),
-            "/hook".into(),
-            "agent:main:main".into(),
-            "webhooks/inproc".into(),
+            &config.routes[0],
             Secret::new(SECRET.into()),
-            Limits::default(),
             BoundTaskFlow_TO::from_value(FailingRuntime, TD_Opaque),
         );
         web::Data::new(AppState {

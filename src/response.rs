@@ -1,14 +1,17 @@
 //! Renders every response: the JSON envelope and the headers that go on all
 //! of them. Only this module builds `HttpResponse`s.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::actions::Reply;
+use crate::actions::{Answer, Reply};
 use crate::error::{ApiError, Code};
+
+/// Marks a reply that an earlier request with the same idempotency key got.
+pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,48 +35,29 @@ struct IssueView<'a> {
     message: &'a str,
 }
 
-/// `200 {"ok":true,"routeId":..,"result":..}`, or for a cancel that waits
-/// on children `202 {"ok":true,"routeId":..,"code":"cancel_pending",..}`.
-pub fn success(route_id: &str, reply: &Reply) -> HttpResponse {
-    let (status, code) = match reply {
-        Reply::Done(_) => (200, None),
-        Reply::CancelPending(_) => (202, Some("cancel_pending")),
-    };
-    render(
-        status,
-        &Envelope {
-            ok: true,
-            route_id: Some(route_id),
-            code,
-            error: None,
-            issues: None,
-            result: Some(reply.result()),
-        },
-    )
+/// The response to a request.
+pub fn respond(route_id: Option<&str>, answer: &Answer) -> HttpResponse {
+    match answer {
+        Answer::Result(Ok(reply)) => {
+            let (status, body) = render(route_id, Ok(reply));
+            build(status, body)
+        }
+        Answer::Result(Err(err)) => failure(route_id, err),
+        Answer::Stored { reply, replayed } => {
+            let mut res = build(reply.status, reply.body.to_vec());
+            if *replayed {
+                res.headers_mut()
+                    .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            }
+            res
+        }
+    }
 }
 
 /// A rejection, or an action outcome with an error code.
 pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
-    let issues = (err.code == Code::InvalidRequest).then(|| {
-        err.issues
-            .iter()
-            .map(|i| IssueView {
-                path: &i.path,
-                message: &i.message,
-            })
-            .collect()
-    });
-    let mut res = render(
-        err.code.status(),
-        &Envelope {
-            ok: false,
-            route_id,
-            code: Some(err.code.as_str()),
-            error: Some(&err.message),
-            issues,
-            result: err.result.as_deref(),
-        },
-    );
+    let (status, body) = render_error(route_id, err);
+    let mut res = build(status, body);
     let headers = res.headers_mut();
     match err.code {
         Code::MethodNotAllowed => {
@@ -97,7 +81,54 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
     res
 }
 
-fn render(status: u16, envelope: &Envelope<'_>) -> HttpResponse {
+/// The status and JSON body of an action's answer: `200
+/// {"ok":true,"routeId":..,"result":..}`; for a cancel that waits on
+/// children `202 {"ok":true,..,"code":"cancel_pending",..}`; for an error
+/// its status and `{"ok":false,..,"code","error",..}`. Pure, so a keyed
+/// write's reply can be rendered for storage before it is sent.
+pub fn render(route_id: Option<&str>, result: Result<&Reply, &ApiError>) -> (u16, Vec<u8>) {
+    match result {
+        Ok(reply) => {
+            let (status, code) = match reply {
+                Reply::Done(_) => (200, None),
+                Reply::CancelPending(_) => (202, Some("cancel_pending")),
+            };
+            let body = to_json(&Envelope {
+                ok: true,
+                route_id,
+                code,
+                error: None,
+                issues: None,
+                result: Some(reply.result()),
+            });
+            (status, body)
+        }
+        Err(err) => render_error(route_id, err),
+    }
+}
+
+fn render_error(route_id: Option<&str>, err: &ApiError) -> (u16, Vec<u8>) {
+    let issues = (err.code == Code::InvalidRequest).then(|| {
+        err.issues
+            .iter()
+            .map(|i| IssueView {
+                path: &i.path,
+                message: &i.message,
+            })
+            .collect()
+    });
+    let body = to_json(&Envelope {
+        ok: false,
+        route_id,
+        code: Some(err.code.as_str()),
+        error: Some(&err.message),
+        issues,
+        result: err.result.as_deref(),
+    });
+    (err.code.status(), body)
+}
+
+fn to_json(envelope: &Envelope<'_>) -> Vec<u8> {
     // Sized for the result up front: a large list is copied once, not
     // re-copied at every doubling of the buffer.
     let hint = envelope.result.map_or(0, |r| r.get().len()) + 256;
@@ -105,6 +136,10 @@ fn render(status: u16, envelope: &Envelope<'_>) -> HttpResponse {
     if serde_json::to_writer(&mut body, envelope).is_err() {
         body = br#"{"ok":false,"code":"internal_error","error":"internal error"}"#.to_vec();
     }
+    body
+}
+
+fn build(status: u16, body: Vec<u8>) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header((

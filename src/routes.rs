@@ -10,7 +10,8 @@ use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
 use crate::auth::Secret;
 use crate::client_ip::{IpNet, ProxyPolicy};
-use crate::config::{Limits, PluginConfig, SecretInput, WEAK_SECRET_CHARS};
+use crate::config::{Limits, PluginConfig, RouteConfig, SecretInput, WEAK_SECRET_CHARS};
+use crate::idempotency::{Policy, Running};
 use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::paths::route_key;
 
@@ -24,21 +25,17 @@ pub struct Route {
     pub limits: Limits,
     pub rate: RateLimiter,
     pub in_flight: Arc<InFlightLimiter>,
+    pub idempotency: Policy,
+    /// Idempotency keys whose first request is still running.
+    pub running: Arc<Running>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
 }
 
 impl Route {
-    /// A route with fresh limiter state.
-    pub fn new(
-        id: String,
-        path: String,
-        session_key: String,
-        controller_id: String,
-        secret: Secret,
-        limits: Limits,
-        flows: BoundTaskFlowBox,
-    ) -> Self {
+    /// A live route for `config`, with fresh limiter state.
+    pub fn new(config: &RouteConfig, secret: Secret, flows: BoundTaskFlowBox) -> Self {
+        let limits = config.limits;
         Self {
             rate: RateLimiter::new(
                 limits.rate_limit_window,
@@ -46,11 +43,13 @@ impl Route {
                 limits.max_tracked_keys,
             ),
             in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
+            idempotency: config.idempotency,
+            running: Running::new(),
             flows: Arc::new(flows),
-            id,
-            path,
-            session_key,
-            controller_id,
+            id: config.id.clone(),
+            path: config.path.clone(),
+            session_key: config.session_key.clone(),
+            controller_id: config.controller_id.clone(),
             secret,
             limits,
         }
@@ -87,7 +86,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     };
     let mut routes = HashMap::new();
     for route in config.routes.into_iter().filter(|r| r.enabled) {
-        let Some(secret) = resolve_secret(runtime, &route.id, route.secret) else {
+        let Some(secret) = resolve_secret(runtime, &route.id, &route.secret) else {
             continue;
         };
         let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
@@ -104,15 +103,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             "registered route {} on {} for session {}",
             route.id, route.path, route.session_key
         );
-        let live = Route::new(
-            route.id,
-            route.path.clone(),
-            route.session_key,
-            route.controller_id,
-            secret,
-            route.limits,
-            flows,
-        );
+        let live = Route::new(&route, secret, flows);
         routes.insert(route_key(&route.path), Arc::new(live));
     }
     if routes.is_empty() {
@@ -121,7 +112,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     Ok(AppState { routes, proxy })
 }
 
-fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> Option<Secret> {
+fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: &SecretInput) -> Option<Secret> {
     match secret {
         SecretInput::Plain(secret) => {
             if secret.char_len() < WEAK_SECRET_CHARS {
@@ -131,7 +122,7 @@ fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> 
                     route_id
                 );
             }
-            Some(secret)
+            Some(secret.clone())
         }
         SecretInput::Ref {
             source,
@@ -139,9 +130,9 @@ fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: SecretInput) -> 
             id,
         } => {
             let resolved = runtime.resolve_secret(
-                RStr::from_str(&source),
-                RStr::from_str(&provider),
-                RStr::from_str(&id),
+                RStr::from_str(source),
+                RStr::from_str(provider),
+                RStr::from_str(id),
             );
             match resolved {
                 RResult::ROk(value) if !value.trim().is_empty() => {

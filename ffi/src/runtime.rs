@@ -32,6 +32,31 @@ pub enum WriteRequest {
     RunTask(RunTask),
 }
 
+/// Makes a submitted write retry-safe: the first write under `key` in
+/// `scope` runs and its reply is stored in the same commit as its effect;
+/// a later write under the same key gets that reply instead of running.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct IdempotencyClaim {
+    /// Whose keys these are (the webhooks plugin uses its route id): keys
+    /// of different scopes never meet.
+    pub scope: RString,
+    pub key: RString,
+    /// Identifies what the request asked (hex SHA-256 of its canonical
+    /// form). The same key with another fingerprint is `KeyMismatch`.
+    pub fingerprint: RString,
+    /// How long the stored reply is kept after the commit.
+    pub ttl_ms: u64,
+}
+
+/// A reply stored with a keyed write, replayed byte for byte.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct StoredReply {
+    pub status: u16,
+    pub body: RVec<u8>,
+}
+
 /// The outcome of a [`WriteRequest`], of the matching method's type.
 // Passed by value once per write; boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -42,14 +67,26 @@ pub enum WriteOutcome {
     Mutation(MutationOutcome),
     Cancel(CancelOutcome),
     RunTask(RunTaskOutcome),
+    /// The claim's key already has a live reply for the same fingerprint:
+    /// that reply. Nothing was written.
+    Replayed(StoredReply),
+    /// The claim's key already has a live reply for another fingerprint.
+    /// Nothing was written.
+    KeyMismatch,
 }
 
-/// Receives the outcome of a submitted write. Implemented by the caller;
-/// the host calls `complete` exactly once, possibly from another thread,
-/// after the write is durable (or has failed). If the host drops the object
-/// without calling it, the write's outcome is unknown.
+/// Receives the outcome of a submitted write. Implemented by the caller.
+/// For a write submitted with a claim, the host first calls `render` (at
+/// most once, before the commit, on its writer thread) to get the reply it
+/// stores with the write. The host then calls `complete` exactly once,
+/// possibly from another thread, after the write is durable (or has
+/// failed). If the host drops the object without calling `complete`, the
+/// write's outcome is unknown.
 #[sabi_trait]
 pub trait WriteCompletion: Send + Sync {
+    /// The reply a keyed write's outcome gets. `RNone` stores nothing, and
+    /// a retry of the key runs anew.
+    fn render(&self, outcome: &WriteOutcome) -> ROption<StoredReply>;
     #[sabi(last_prefix_field)]
     fn complete(&self, outcome: RResult<WriteOutcome, TaskFlowError>);
 }
@@ -103,9 +140,15 @@ pub trait BoundTaskFlow: Send + Sync {
     fn run_task(&self, input: RunTask) -> RResult<RunTaskOutcome, TaskFlowError>;
     /// Submits a write without blocking: `done` is completed once the write
     /// is durable or has failed. Callers on an event loop use this instead of
-    /// the blocking methods, so no thread waits on disk.
+    /// the blocking methods, so no thread waits on disk. With a `claim`, the
+    /// write is retry-safe (see [`IdempotencyClaim`]).
     #[sabi(last_prefix_field)]
-    fn submit(&self, request: WriteRequest, done: WriteCompletionBox);
+    fn submit(
+        &self,
+        request: WriteRequest,
+        claim: ROption<IdempotencyClaim>,
+        done: WriteCompletionBox,
+    );
 }
 
 pub type BoundTaskFlowBox = BoundTaskFlow_TO<'static, RBox<()>>;

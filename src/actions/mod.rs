@@ -7,13 +7,15 @@ mod outcomes;
 use abi_stable::std_types::{RResult, RString};
 use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::records::FlowRecord;
-use openclaw_ffi::runtime::{BoundTaskFlowBox, WriteRequest};
+use openclaw_ffi::runtime::{BoundTaskFlowBox, IdempotencyClaim, StoredReply, WriteRequest};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::completion;
+use crate::completion::{self, Keyed, Render, Written};
 use crate::error::{ApiError, Code};
+use crate::idempotency::{self, Marker};
 use crate::request::Action;
+use crate::response;
 use crate::routes::Route;
 use crate::texts;
 use crate::views;
@@ -39,19 +41,85 @@ impl Reply {
 
 pub type ActionResult = Result<Reply, ApiError>;
 
-/// Runs `action` as `route`. Writes may wait on disk: they are submitted to
-/// the runtime and awaited, so no worker thread blocks and concurrent
-/// writes share one commit.
-pub async fn run(route: &Route, action: Action) -> ActionResult {
+/// What a request is answered with.
+#[derive(Debug)]
+pub enum Answer {
+    /// The action's reply or error (or a refusal before it ran).
+    Result(ActionResult),
+    /// A keyed write's stored reply, sent byte for byte: the one stored for
+    /// this request's own write, or, when `replayed`, an earlier one's.
+    Stored { reply: StoredReply, replayed: bool },
+}
+
+impl From<ApiError> for Answer {
+    fn from(err: ApiError) -> Self {
+        Self::Result(Err(err))
+    }
+}
+
+/// Whether an action writes (and so may carry an idempotency key).
+pub fn writes(action: &Action) -> bool {
+    !matches!(
+        action,
+        Action::GetFlow { .. }
+            | Action::ListFlows
+            | Action::FindLatestFlow
+            | Action::ResolveFlow { .. }
+            | Action::GetTaskSummary { .. }
+    )
+}
+
+/// An idempotency key claimed for a write (see [`crate::idempotency`]).
+pub struct Key {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+    pub marker: Marker,
+}
+
+/// Runs `action` as `route`, retry-safe when a `key` is given (writes
+/// only). Writes may wait on disk: they are submitted to the runtime and
+/// awaited, so no worker thread blocks and concurrent writes share one
+/// commit.
+pub async fn run(route: &Route, action: Action, key: Option<Key>) -> Answer {
     #[cfg(test)]
     tests::panic_on_request(&action);
-    check_child_session(&route.session_key, &action)?;
-    match plan(action, &route.controller_id) {
-        Plan::Read(read) => self::read(&route.flows, read),
-        Plan::Write(request) => {
-            let shape = outcomes::Shape::of(&request);
-            written(shape, completion::submit(&route.flows, request).await)
-        }
+    if let Err(e) = check_child_session(&route.session_key, &action) {
+        return e.into();
+    }
+    let request = match plan(action, &route.controller_id) {
+        Plan::Read(read) => return Answer::Result(self::read(&route.flows, read)),
+        Plan::Write(request) => request,
+    };
+    let shape = outcomes::Shape::of(&request);
+    let keyed = key.map(|k| keyed(route, k));
+    match completion::submit(&route.flows, request, keyed).await {
+        Written::Outcome(outcome) => Answer::Result(written(shape, &outcome)),
+        Written::Stored { reply, replayed } => Answer::Stored { reply, replayed },
+    }
+}
+
+/// The claim for a keyed write, and how its reply is rendered for storage:
+/// exactly as it would be answered, and never a 5xx (a retry of a failure
+/// runs anew).
+fn keyed(route: &Route, key: Key) -> Keyed {
+    let route_id = route.id.clone();
+    let render: Render = Box::new(move |outcome| {
+        let (status, body) =
+            response::render(Some(&route_id), outcomes::reply_to(outcome).as_ref());
+        (status < 500).then(|| StoredReply {
+            status,
+            body: body.into(),
+        })
+    });
+    Keyed {
+        claim: IdempotencyClaim {
+            scope: route.id.as_str().into(),
+            key: key.key.into(),
+            fingerprint: idempotency::hex(&key.fingerprint).into(),
+            ttl_ms: u64::try_from(route.idempotency.ttl.as_millis()).unwrap_or(u64::MAX),
+        },
+        marker: key.marker,
+        render,
     }
 }
 

@@ -42,16 +42,29 @@ impl Shape {
 }
 
 /// Maps the outcome of a submitted write to the action's reply.
-pub fn written(shape: Shape, outcome: RResult<WriteOutcome, TaskFlowError>) -> ActionResult {
+pub fn written(shape: Shape, outcome: &RResult<WriteOutcome, TaskFlowError>) -> ActionResult {
     match outcome {
-        RResult::ROk(WriteOutcome::Created(flow)) => done(&Created {
+        RResult::ROk(outcome) => reply_to(outcome),
+        RResult::RErr(e) => Err(refused(shape, e)),
+    }
+}
+
+/// The reply an outcome gets.
+pub fn reply_to(outcome: &WriteOutcome) -> ActionResult {
+    match outcome {
+        WriteOutcome::Created(flow) => done(&Created {
             created: true,
-            flow: views::flow(&flow),
+            flow: views::flow(flow),
         }),
-        RResult::ROk(WriteOutcome::Mutation(out)) => mutation(out),
-        RResult::ROk(WriteOutcome::Cancel(out)) => cancel(out),
-        RResult::ROk(WriteOutcome::RunTask(out)) => run_task(out),
-        RResult::RErr(e) => Err(refused(shape, &e)),
+        WriteOutcome::Mutation(out) => mutation(out),
+        WriteOutcome::Cancel(out) => cancel(out),
+        WriteOutcome::RunTask(out) => run_task(out),
+        WriteOutcome::KeyMismatch => Err(ApiError::new(Code::IdempotencyKeyMismatch)),
+        // Stored replies are answered as they were stored, before this.
+        WriteOutcome::Replayed(_) => Err(internal(&TaskFlowError::new(
+            ErrorCode::INTERNAL,
+            "a stored reply reached the outcome mapping",
+        ))),
     }
 }
 
@@ -104,7 +117,7 @@ struct Mutation<'a> {
     current: Option<views::FlowView<'a>>,
 }
 
-fn mutation(out: MutationOutcome) -> ActionResult {
+fn mutation(out: &MutationOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option().map(views::flow);
     if out.code == MutationCode::APPLIED {
         return done(&Mutation {
@@ -145,7 +158,7 @@ struct Cancel<'a> {
     tasks: Option<Vec<views::TaskView<'a>>>,
 }
 
-fn cancel(out: CancelOutcome) -> ActionResult {
+fn cancel(out: &CancelOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option();
     let found = out.code != CancelCode::NOT_FOUND;
     let already = flow.map(|f| texts::already(f.status.as_str()));
@@ -197,7 +210,7 @@ struct TaskRun<'a> {
     task: Option<views::TaskView<'a>>,
 }
 
-fn run_task(out: RunTaskOutcome) -> ActionResult {
+fn run_task(out: &RunTaskOutcome) -> ActionResult {
     let flow = out.flow.as_ref().into_option();
     if matches!(out.code, RunTaskCode::CREATED | RunTaskCode::REUSED) {
         return done(&TaskRun {
@@ -245,7 +258,7 @@ mod tests {
 
     fn persist_failed_as(shape: Shape) -> ApiError {
         let err = TaskFlowError::new(ErrorCode::PERSIST_FAILED, "disk full");
-        written(shape, RResult::RErr(err)).unwrap_err()
+        written(shape, &RResult::RErr(err)).unwrap_err()
     }
 
     fn result_of(reply: &ActionResult) -> serde_json::Value {
@@ -300,7 +313,7 @@ mod tests {
             ErrorCode::INTERNAL,
             "sqlite: disk I/O error at /var/secret/path",
         );
-        let api = written(Shape::Create, RResult::RErr(err)).unwrap_err();
+        let api = written(Shape::Create, &RResult::RErr(err)).unwrap_err();
         assert_eq!((api.code, api.code.status()), (Code::InternalError, 500));
         assert_eq!(api.message, "internal error");
         assert!(api.result.is_none());
@@ -310,7 +323,7 @@ mod tests {
     fn a_cancel_that_found_no_flow_has_neither_flow_nor_tasks() {
         let out = written(
             Shape::Cancel,
-            RResult::ROk(WriteOutcome::Cancel(CancelOutcome {
+            &RResult::ROk(WriteOutcome::Cancel(CancelOutcome {
                 code: CancelCode::NOT_FOUND,
                 flow: ROption::RNone,
                 tasks: RVec::new(),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use openclaw_ffi::module::FFI_VERSION;
+
 use crate::support::*;
 
 #[test]
@@ -34,7 +36,7 @@ fn check_validates_and_prints_the_routes_without_serving() {
     // Build metadata the plugin reports through its root module.
     assert!(
         out.stdout
-            .contains("plugin webhooks 0.1.0 (ffi 0.1.0, rev "),
+            .contains(&format!("plugin webhooks 0.1.0 (ffi {FFI_VERSION}, rev ")),
         "{}",
         out.stdout
     );
@@ -76,7 +78,8 @@ fn a_missing_plugin_library_is_a_clear_startup_error() {
 
 #[test]
 fn a_plugin_built_against_an_incompatible_abi_is_refused_with_one_line() {
-    let skewed = [target_dir(), target_dir().join("deps")]
+    // `deps/` first: it holds the fresh build (see `plugin_dirs`).
+    let skewed = plugin_dirs()
         .iter()
         .map(|d| d.join("libskewed_plugin.so"))
         .find(|p| p.is_file())
@@ -96,8 +99,11 @@ fn a_plugin_built_against_an_incompatible_abi_is_refused_with_one_line() {
     assert_eq!(lines.len(), 1, "{}", out.stderr);
     let line = lines[0];
     assert!(line.contains(&lib.display().to_string()), "{line}");
-    assert!(line.contains("openclaw-ffi 0.2.0"), "{line}");
-    assert!(line.contains("openclaw-ffi 0.1.0"), "{line}");
+    assert!(line.contains("openclaw-ffi 9.0.0"), "{line}");
+    assert!(
+        line.contains(&format!("openclaw-ffi {FFI_VERSION}")),
+        "{line}"
+    );
     assert!(
         out.stderr.len() < 2_000,
         "the layout dump must not be printed: {}",

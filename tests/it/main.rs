@@ -9,6 +9,7 @@ mod actions;
 mod auth_and_guards;
 mod config_errors;
 mod durability;
+mod idempotency;
 mod lifecycle;
 mod limits;
 mod load;

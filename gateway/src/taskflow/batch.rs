@@ -111,6 +111,8 @@ impl<'a> BatchView<'a> {
                 Change::DeleteTask { id, .. } => {
                     self.tasks.insert(id.clone(), None);
                 }
+                // The writer tracks the batch's idempotency records itself.
+                Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
             }
         }
     }

@@ -11,10 +11,13 @@ use openclaw_ffi::records::{
     CreateFlow, Fail, Finish, FlowRecord, FlowStatus, RequestCancel, Resume, RunTask, SetWaiting,
     TaskRuntime, TaskStatus, TaskSummary,
 };
-use openclaw_ffi::runtime::{BoundTaskFlow, WriteCompletionBox, WriteOutcome, WriteRequest};
+use openclaw_ffi::runtime::{
+    BoundTaskFlow, IdempotencyClaim, WriteCompletionBox, WriteOutcome, WriteRequest,
+};
 
 use super::error::{internal, invalid_input};
 use super::index::Index;
+use super::keys::Claim;
 use super::model::{check_json, is_terminal, FlowEntry};
 use super::ops::{Answer, Mutation, Op};
 use super::store::Store;
@@ -272,7 +275,12 @@ impl BoundTaskFlow for Bound {
         })
     }
 
-    fn submit(&self, request: WriteRequest, done: WriteCompletionBox) {
+    fn submit(
+        &self,
+        request: WriteRequest,
+        claim: ROption<IdempotencyClaim>,
+        done: WriteCompletionBox,
+    ) {
         // `done` is completed exactly once: with the refusal here, or with
         // the writer's answer on the writer thread after the commit.
         let op = match catch_unwind(AssertUnwindSafe(|| self.write_op(request))) {
@@ -280,8 +288,19 @@ impl BoundTaskFlow for Bound {
             Ok(Err(e)) => return done.complete(RResult::RErr(e)),
             Err(_) => return done.complete(RResult::RErr(internal("TaskFlow runtime fault."))),
         };
-        self.store.submit(
+        // The writer renders a keyed write's reply through `done` before
+        // the commit, and completes it after.
+        let done = Arc::new(done);
+        let claim = claim.into_option().map(|claim| {
+            let done = Arc::clone(&done);
+            Claim {
+                claim,
+                render: Box::new(move |outcome| done.render(outcome).into_option()),
+            }
+        });
+        self.store.submit_claimed(
             op,
+            claim,
             Replier::new(move |reply| {
                 let outcome = reply.and_then(write_outcome);
                 done.complete(outcome.into());

@@ -11,7 +11,8 @@
 //! rules), `index` (in-memory state), `file` (the file on disk: modes,
 //! creating a store, refusing a file that holds none), `schema` (pragmas,
 //! schema version, migrations),
-//! `rows` (row mapping), `ops` (operations, answers, row changes), `batch`
+//! `rows` (row mapping), `keys` (idempotency records), `ops` (operations,
+//! answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `writer` (group commit),
 //! `store` (the handle), `bound` (binding and the session view).
@@ -23,6 +24,7 @@ mod error;
 mod file;
 mod flows;
 mod index;
+mod keys;
 mod model;
 mod ops;
 mod options;

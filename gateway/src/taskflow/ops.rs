@@ -8,6 +8,7 @@ use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::records::{CreateFlow, Fail, Finish, Resume, RunTask, SetWaiting};
 use openclaw_ffi::runtime::WriteOutcome;
 
+use super::keys::Record;
 use super::model::{FlowEntry, TaskEntry};
 
 /// One of the five revision-checked mutations.
@@ -65,6 +66,10 @@ pub(crate) enum Op {
         finalize: Vec<String>,
         prune: Vec<String>,
     },
+    /// Maintenance: deletes at most `limit` expired idempotency records.
+    PruneKeys {
+        limit: usize,
+    },
 }
 
 /// What one maintenance pass changed.
@@ -76,6 +81,8 @@ pub struct SweepReport {
     pub pruned_tasks: usize,
     /// Never-settled children of flows past retention, marked `lost`.
     pub lost_tasks: usize,
+    /// Expired idempotency records.
+    pub pruned_keys: usize,
 }
 
 impl SweepReport {
@@ -84,6 +91,7 @@ impl SweepReport {
         self.pruned_flows += other.pruned_flows;
         self.pruned_tasks += other.pruned_tasks;
         self.lost_tasks += other.lost_tasks;
+        self.pruned_keys += other.pruned_keys;
     }
 }
 
@@ -102,8 +110,19 @@ pub(crate) enum Answer {
 pub(crate) enum Change {
     PutFlow(Arc<FlowEntry>),
     PutTask(Arc<TaskEntry>),
-    DeleteFlow { id: String, seq: u64 },
-    DeleteTask { id: String, seq: u64 },
+    DeleteFlow {
+        id: String,
+        seq: u64,
+    },
+    DeleteTask {
+        id: String,
+        seq: u64,
+    },
+    /// Idempotency records live only on disk: nothing to publish.
+    PutRecord(Arc<Record>),
+    DeleteRecord {
+        rowid: i64,
+    },
 }
 
 /// What evaluating an operation produced: its answer and the row changes to

@@ -64,6 +64,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tasks_owner ON tasks(owner_key);
     CREATE INDEX tasks_parent_flow ON tasks(parent_flow_id);",
+    // 2: idempotency records (see `keys`), looked up by scope and key,
+    // pruned by expiry.
+    "CREATE TABLE idempotency (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        UNIQUE (scope, key)
+    );
+    CREATE INDEX idempotency_expiry ON idempotency(expires_at);",
 ];
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
+use super::keys::Claim;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SWEEP_CHUNK};
@@ -150,6 +151,30 @@ impl Store {
                 }
             }
         }
+        // Expired idempotency records, a bounded chunk per writer operation
+        // so that requests interleave with a large prune.
+        loop {
+            match self.perform(Op::PruneKeys { limit: SWEEP_CHUNK }) {
+                Ok(Answer::Sweep(r)) => {
+                    report.add(r);
+                    if r.pruned_keys < SWEEP_CHUNK {
+                        break;
+                    }
+                }
+                Ok(_) => {
+                    log::error!("taskflow store: unexpected prune answer");
+                    break;
+                }
+                Err(err) => {
+                    log::warn!(
+                        "taskflow store {}: pruning idempotency records failed: {}",
+                        self.inner.path.display(),
+                        err.message
+                    );
+                    break;
+                }
+            }
+        }
         report
     }
 
@@ -189,7 +214,16 @@ impl Store {
     /// with the answer once the batch is durable (or at once, here, when the
     /// store is closed).
     pub(crate) fn submit(&self, op: Op, done: Replier) {
-        let request = Request { op, reply: done };
+        self.submit_claimed(op, None, done);
+    }
+
+    /// [`Store::submit`] for a write made retry-safe by `claim`.
+    pub(crate) fn submit_claimed(&self, op: Op, claim: Option<Claim>, done: Replier) {
+        let request = Request {
+            op,
+            claim,
+            reply: done,
+        };
         if let Some(request) = self.enqueue(request) {
             request.reply.deliver(Err(persist_failed()));
         }

@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openclaw_ffi::outcome::TaskFlowError;
+use openclaw_ffi::runtime::WriteOutcome;
 use parking_lot::RwLock;
 use rusqlite::Connection;
 
 use super::batch::BatchView;
 use super::error::{internal, persist_failed};
 use super::index::Index;
-use super::ops::{Answer, Change, Ctx, Evaluation, Op};
+use super::keys::{self, Claim, Prior, Record, Staged};
+use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
 use super::{children, flows, rows, schema, sweep};
 
@@ -30,6 +32,8 @@ pub(crate) type Reply = Result<Answer, TaskFlowError>;
 
 pub(crate) struct Request {
     pub op: Op,
+    /// Makes the write retry-safe (see `keys`).
+    pub claim: Option<Claim>,
     pub reply: Replier,
 }
 
@@ -146,6 +150,7 @@ impl Writer {
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);
         let mut committed: Vec<Change> = Vec::new();
+        let mut staged = Staged::default();
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             log::error!("taskflow store {}: begin failed: {err}", path.display());
             replies.extend(batch.into_iter().map(|r| (r.reply, Err(persist_failed()))));
@@ -157,15 +162,22 @@ impl Writer {
                 now: clock.now(),
                 retention_ms: *retention_ms,
             };
-            let outcome = catch_unwind(AssertUnwindSafe(|| evaluate(&mut view, &ctx, &req.op)))
-                .unwrap_or_else(|_| Evaluation {
-                    answer: Err(internal("TaskFlow operation fault.")),
-                    changes: Vec::new(),
-                });
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                evaluate_claimed(conn, &staged, &mut view, &ctx, &req)
+            }))
+            .unwrap_or_else(|_| Evaluation {
+                answer: Err(internal("TaskFlow operation fault.")),
+                changes: Vec::new(),
+            });
             let answer = match outcome.answer {
                 Ok(answer) if !outcome.changes.is_empty() => match stage(conn, &outcome.changes) {
                     Ok(()) => {
                         view.apply(&outcome.changes);
+                        for change in &outcome.changes {
+                            if let Change::PutRecord(r) = change {
+                                staged.add(Record::clone(r));
+                            }
+                        }
                         committed.extend(outcome.changes);
                         Ok(answer)
                     }
@@ -174,6 +186,7 @@ impl Writer {
                         // SQLite may roll the whole transaction back (e.g. on
                         // SQLITE_FULL): replay what the batch staged so far.
                         if conn.is_autocommit() && replay(conn, &committed).is_err() {
+                            staged.clear();
                             log::error!("taskflow store {}: batch replay failed", path.display());
                             replies.push((req.reply, Err(persist_failed())));
                             replies.extend(requests.map(|r| (r.reply, Err(persist_failed()))));
@@ -209,13 +222,77 @@ impl Writer {
     }
 }
 
-fn evaluate(view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Evaluation {
+/// Evaluates a request. A keyed write whose key already has a live reply
+/// is answered with it (or refused, for another request) and not run; a
+/// keyed write that runs stages its rendered reply with its own rows.
+fn evaluate_claimed(
+    conn: &Connection,
+    staged: &Staged,
+    view: &mut BatchView<'_>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Evaluation {
+    let Some(claim) = &req.claim else {
+        return evaluate(conn, view, ctx, &req.op);
+    };
+    match keys::prior(conn, staged, &claim.claim, ctx.now) {
+        Ok(Prior::Same(reply)) => {
+            return Evaluation::read_only(Answer::Write(WriteOutcome::Replayed(reply)))
+        }
+        Ok(Prior::Other) => return Evaluation::read_only(Answer::Write(WriteOutcome::KeyMismatch)),
+        Ok(Prior::None) => {}
+        Err(err) => {
+            log::error!("taskflow store: idempotency lookup failed: {err}");
+            return Evaluation {
+                answer: Err(persist_failed()),
+                changes: Vec::new(),
+            };
+        }
+    }
+    let mut evaluation = evaluate(conn, view, ctx, &req.op);
+    if let Ok(Answer::Write(outcome)) = &evaluation.answer {
+        if let Some(reply) = (claim.render)(outcome) {
+            let c = &claim.claim;
+            evaluation.changes.push(Change::PutRecord(Arc::new(Record {
+                scope: c.scope.to_string(),
+                key: c.key.to_string(),
+                fingerprint: c.fingerprint.to_string(),
+                status: reply.status,
+                body: reply.body.into_vec(),
+                expires_at: ctx.now.saturating_add(c.ttl_ms),
+            })));
+        }
+    }
+    evaluation
+}
+
+fn evaluate(conn: &Connection, view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> Evaluation {
     match op {
         Op::Create { owner, input } => flows::create(view, ctx, owner, input),
         Op::Mutate { owner, mutation } => flows::mutate(view, ctx, owner, mutation),
         Op::Cancel { owner, flow_id } => children::cancel(view, ctx, owner, flow_id.as_str()),
         Op::RunTask { owner, input } => children::run_task(view, ctx, owner, input),
         Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
+        Op::PruneKeys { limit } => match keys::expired(conn, ctx.now, *limit) {
+            Ok(rowids) => {
+                let report = SweepReport {
+                    pruned_keys: rowids.len(),
+                    ..SweepReport::default()
+                };
+                let changes = rowids
+                    .into_iter()
+                    .map(|rowid| Change::DeleteRecord { rowid })
+                    .collect();
+                Evaluation::writes(Answer::Sweep(report), changes)
+            }
+            Err(err) => {
+                log::error!("taskflow store: finding expired idempotency records failed: {err}");
+                Evaluation {
+                    answer: Err(persist_failed()),
+                    changes: Vec::new(),
+                }
+            }
+        },
     }
 }
 
@@ -227,6 +304,7 @@ fn publish(index: &mut Index, changes: &[Change]) {
             Change::PutTask(t) => index.put_task(Arc::clone(t)),
             Change::DeleteFlow { id, .. } => index.remove_flow(id),
             Change::DeleteTask { id, .. } => index.remove_task(id),
+            Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
         }
     }
 }
@@ -265,5 +343,7 @@ fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
         Change::PutTask(t) => rows::upsert_task(conn, t),
         Change::DeleteFlow { seq, .. } => rows::delete_flow(conn, *seq),
         Change::DeleteTask { seq, .. } => rows::delete_task(conn, *seq),
+        Change::PutRecord(r) => keys::put(conn, r),
+        Change::DeleteRecord { rowid } => keys::delete(conn, *rowid),
     }
 }

@@ -1,5 +1,5 @@
 //! Test fixture: a plugin library built against an incompatible ABI, an
-//! imagined `openclaw-ffi` 0.2.0 whose root module has another layout. The
+//! imagined `openclaw-ffi` 9.0.0 whose root module has another layout. The
 //! Gateway must refuse to load it with a one-line error naming both versions.
 
 #![allow(non_local_definitions, non_camel_case_types)]
@@ -22,7 +22,7 @@ impl RootModule for PluginMod_Ref {
     declare_root_module_statics! {PluginMod_Ref}
     const BASE_NAME: &'static str = "openclaw_webhooks";
     const NAME: &'static str = "openclaw plugin";
-    const VERSION_STRINGS: VersionStrings = VersionStrings::new("0.2.0");
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("9.0.0");
 }
 
 #[export_root_module]

@@ -7,6 +7,7 @@ mod children;
 mod concurrency;
 mod crash;
 mod flows;
+mod keys;
 mod mutations;
 mod opening;
 mod persistence;

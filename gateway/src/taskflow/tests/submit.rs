@@ -13,8 +13,8 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString};
 use openclaw_ffi::outcome::{CancelCode, ErrorCode, MutationCode, RunTaskCode, TaskFlowError};
 use openclaw_ffi::records::{FlowRecord, FlowStatus, TaskRuntime, TaskStatus};
 use openclaw_ffi::runtime::{
-    BoundTaskFlow, WriteCompletion, WriteCompletionBox, WriteCompletion_TO, WriteOutcome,
-    WriteRequest,
+    BoundTaskFlow, StoredReply, WriteCompletion, WriteCompletionBox, WriteCompletion_TO,
+    WriteOutcome, WriteRequest,
 };
 use parking_lot::Mutex;
 
@@ -42,6 +42,10 @@ struct Recorder {
 }
 
 impl WriteCompletion for Recorder {
+    fn render(&self, _: &WriteOutcome) -> ROption<StoredReply> {
+        ROption::RNone
+    }
+
     fn complete(&self, outcome: RResult<WriteOutcome, TaskFlowError>) {
         let call = Call {
             outcome: outcome.into_result(),
@@ -77,7 +81,7 @@ fn only_call(calls: &Receiver<Call>) -> Call {
 /// Submits a write and returns its one completion call.
 fn submit(h: &Harness, bound: &Bound, request: WriteRequest) -> Call {
     let (done, calls) = recorder(&h.store);
-    bound.submit(request, done);
+    bound.submit(request, ROption::RNone, done);
     only_call(&calls)
 }
 
@@ -98,7 +102,7 @@ fn mutated(h: &Harness, bound: &Bound, request: WriteRequest) -> FlowRecord {
 /// Submits a write that must be refused before `submit` returns; the error.
 fn refused_at_once(h: &Harness, bound: &Bound, request: WriteRequest) -> TaskFlowError {
     let (done, calls) = recorder(&h.store);
-    bound.submit(request, done);
+    bound.submit(request, ROption::RNone, done);
     let call = calls.try_recv().expect("the refusal waited for the writer");
     let released = matches!(calls.try_recv(), Err(mpsc::TryRecvError::Disconnected));
     assert!(released, "the completion was called twice or kept");
@@ -201,6 +205,10 @@ struct Gate {
 }
 
 impl WriteCompletion for Gate {
+    fn render(&self, _: &WriteOutcome) -> ROption<StoredReply> {
+        ROption::RNone
+    }
+
     fn complete(&self, _: RResult<WriteOutcome, TaskFlowError>) {
         let _ = self.entered.lock().send(());
         // Also returns when the test drops the sender (on failure).
@@ -222,6 +230,7 @@ fn submits_queued_behind_a_busy_writer_share_one_commit_and_one_of_a_revision_ap
     };
     bound.submit(
         WriteRequest::Create(create_input("gate")),
+        ROption::RNone,
         WriteCompletion_TO::from_value(gate, TD_Opaque),
     );
     entered
@@ -245,9 +254,14 @@ fn submits_queued_behind_a_busy_writer_share_one_commit_and_one_of_a_revision_ap
                 barrier.wait();
                 bound.submit(
                     WriteRequest::Create(create_input(&format!("c{i}"))),
+                    ROption::RNone,
                     create_done,
                 );
-                bound.submit(WriteRequest::SetWaiting(waiting(&id, 0)), mutate_done);
+                bound.submit(
+                    WriteRequest::SetWaiting(waiting(&id, 0)),
+                    ROption::RNone,
+                    mutate_done,
+                );
                 (create_calls, mutate_calls)
             })
         })

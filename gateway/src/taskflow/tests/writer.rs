@@ -45,7 +45,14 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
 fn request(op: Op) -> (Request, Receiver<Reply>) {
     let (tx, rx) = mpsc::sync_channel(1);
     let reply = Replier::new(move |answer| tx.send(answer).unwrap());
-    (Request { op, reply }, rx)
+    (
+        Request {
+            op,
+            claim: None,
+            reply,
+        },
+        rx,
+    )
 }
 
 fn run(rig: &mut Rig, ops: Vec<Op>) -> Vec<Reply> {
