@@ -1,6 +1,6 @@
 //! Inputs the fuzz targets in `fuzz/` made interesting, pinned as plain
 //! tests: each must be refused with a clear error, never a panic, a hang or
-//! a stack overflow (CONTRACT §8). See `fuzz/README.md`.
+//! a stack overflow. See `fuzz/README.md`.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
