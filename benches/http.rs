@@ -1,6 +1,7 @@
 //! HTTP benchmark: the real Gateway with the real plugin library against a
 //! bare actix-web handler (the ceiling), with the same client and worker
-//! count, side by side in one run.
+//! count, side by side in one run. The Gateway process and the HTTP/1.1
+//! client are the integration tests' own (`testkit`).
 //!
 //! Run with `./scripts/bench` (it builds the release Gateway first).
 //! Environment: `BENCH_SECONDS` (per scenario, default 5),
@@ -9,15 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "bench-secret-0123456789abcdef";
+use serde_json::{json, Value};
+use testkit::{gateway_config, post_json, Client, Gateway, SECRET};
+
 const WORKERS: usize = 2;
 
 fn main() {
@@ -27,14 +26,14 @@ fn main() {
     let duration = Duration::from_secs(seconds);
 
     let ceiling_addr = start_ceiling();
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(&bench_config());
     let idle_rss = gateway.rss_kib();
 
     // A flow to read, and a second session with 1,000 flows to list.
     let flow_id = create(gateway.addr, "/hooks/bench", "bench flow");
     fill(gateway.addr, "/hooks/list", 1000, conns);
 
-    let post = |path: &str, body: &str, secret: &str| request_bytes(path, body, secret);
+    let post = |path: &str, body: &str, secret: &str| post_json(path, secret, &[], body);
     let get_flow = post(
         "/hooks/bench",
         &format!(r#"{{"action":"get_flow","flowId":"{flow_id}"}}"#),
@@ -116,7 +115,11 @@ fn main() {
         filled_in.as_secs_f64(),
         full_rss as f64 / 1024.0
     );
-    drop(gateway);
+    let logs = gateway.logs();
+    if !logs.is_empty() {
+        println!();
+        println!("Gateway log (warnings and errors):\n{logs}");
+    }
 }
 
 fn created_count(rows: &[(&str, Stats)]) -> usize {
@@ -159,177 +162,36 @@ fn start_ceiling() -> SocketAddr {
     addr
 }
 
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
-    _dir: PathBuf,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        let target = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent()?.parent().map(|p| p.to_path_buf()))
-            .expect("target dir");
-        let bin = target.join("openclaw-gateway");
-        assert!(
-            bin.is_file(),
-            "{} missing: run ./scripts/bench",
-            bin.display()
-        );
-        let dir = std::env::temp_dir().join(format!("openclaw-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("bench dir");
-        let limits = serde_json::json!({
-            "rateLimitMaxRequests": 1_000_000, "rateLimitWindowMs": 1000,
-            "maxInFlight": 100_000, "maxTrackedKeys": 4096
-        });
-        let config = serde_json::json!({
-            "gateway": {"bind": "127.0.0.1", "port": 0},
-            "logging": {"level": "warn"},
-            "plugins": {
-                "load": {"paths": [target.join("deps"), target.clone()]},
-                "entries": {"webhooks": {"enabled": true, "config": {
-                    "workers": WORKERS,
-                    "limits": limits,
-                    "routes": {
-                        "bench": {"path": "/hooks/bench", "sessionKey": "agent:bench:main", "secret": SECRET},
-                        "list": {"path": "/hooks/list", "sessionKey": "agent:bench:list", "secret": SECRET}
-                    }
-                }}}
+/// The Gateway under test: two routes (a flow to read and 1,000 to list
+/// live in different sessions), limits out of the way, warnings only.
+fn bench_config() -> Value {
+    let route =
+        |path: &str, session: &str| json!({"path": path, "sessionKey": session, "secret": SECRET});
+    gateway_config(
+        json!({
+            "workers": WORKERS,
+            "limits": {
+                "rateLimitMaxRequests": 1_000_000, "rateLimitWindowMs": 1000,
+                "maxInFlight": 100_000, "maxTrackedKeys": 4096
+            },
+            "routes": {
+                "bench": route("/hooks/bench", "agent:bench:main"),
+                "list": route("/hooks/list", "agent:bench:list")
             }
-        });
-        let config_path = dir.join("gateway.json5");
-        std::fs::write(&config_path, config.to_string()).expect("write config");
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn gateway");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines.next().expect("gateway exited").expect("read stdout");
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                break a.parse().expect("addr");
-            }
-        };
-        Gateway {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn request_bytes(path: &str, body: &str, secret: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAuthorization: Bearer {secret}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+        }),
+        json!({"logging": {"level": "warn"}}),
     )
-    .into_bytes()
-}
-
-/// A keep-alive connection that sends one request and reads one response.
-/// When the server closes the connection (it does after refusing a request
-/// whose body it did not read), the next call reconnects, as clients do.
-struct Conn {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-    body: Vec<u8>,
-}
-
-fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    BufReader::with_capacity(64 * 1024, stream)
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
-        Conn {
-            addr,
-            reader: connect(addr),
-            body: Vec::new(),
-        }
-    }
-
-    /// Returns the status code.
-    fn call(&mut self, req: &[u8]) -> u16 {
-        match self.try_call(req) {
-            Some(status) => status,
-            None => {
-                self.reader = connect(self.addr);
-                self.try_call(req).expect("response after reconnecting")
-            }
-        }
-    }
-
-    fn try_call(&mut self, req: &[u8]) -> Option<u16> {
-        self.reader.get_mut().write_all(req).ok()?;
-        let mut status = 0;
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            if status == 0 {
-                status = line
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-            } else if line == "\r\n" {
-                break;
-            } else if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).ok()?;
-        Some(status)
-    }
 }
 
 fn create(addr: SocketAddr, path: &str, goal: &str) -> String {
-    let mut c = Conn::open(addr);
-    let status = c.call(&request_bytes(
+    let res = Client::new(addr).send(&post_json(
         path,
-        &format!(r#"{{"action":"create_flow","goal":"{goal}"}}"#),
         SECRET,
+        &[],
+        &format!(r#"{{"action":"create_flow","goal":"{goal}"}}"#),
     ));
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&c.body));
-    let v: serde_json::Value = serde_json::from_slice(&c.body).expect("json");
-    v["result"]["flow"]["flowId"]
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.json["result"]["flow"]["flowId"]
         .as_str()
         .expect("flowId")
         .to_owned()
@@ -337,19 +199,20 @@ fn create(addr: SocketAddr, path: &str, goal: &str) -> String {
 
 /// Creates `n` flows on `path` over `conns` connections.
 fn fill(addr: SocketAddr, path: &str, n: usize, conns: usize) {
-    let req = Arc::new(request_bytes(
+    let req = Arc::new(post_json(
         path,
-        r#"{"action":"create_flow","goal":"fill"}"#,
         SECRET,
+        &[],
+        r#"{"action":"create_flow","goal":"fill"}"#,
     ));
     let handles: Vec<_> = (0..conns)
         .map(|i| {
             let req = Arc::clone(&req);
             let share = n / conns + usize::from(i < n % conns);
             std::thread::spawn(move || {
-                let mut c = Conn::open(addr);
+                let mut c = Client::new(addr);
                 for _ in 0..share {
-                    assert_eq!(c.call(&req), 200);
+                    assert_eq!(c.send_status(&req), 200);
                 }
             })
         })
@@ -368,7 +231,8 @@ struct Stats {
     errors: u64,
 }
 
-/// Closed loop (`rate` None) or paced at `rate` requests per second in total.
+/// Closed loop (`rate` None) or paced at `rate` requests per second in
+/// total, each connection until `duration` has passed.
 fn run_load(
     addr: SocketAddr,
     req: &[u8],
@@ -377,21 +241,22 @@ fn run_load(
     rate: Option<f64>,
     expect: u16,
 ) -> Stats {
-    // Warm up connections and caches.
-    let stop = Arc::new(AtomicBool::new(false));
     let req = Arc::new(req.to_vec());
     let started = Instant::now();
+    let end = started + duration;
     let handles: Vec<_> = (0..conns)
         .map(|_| {
-            let (stop, req) = (Arc::clone(&stop), Arc::clone(&req));
+            let req = Arc::clone(&req);
             std::thread::spawn(move || {
-                let mut c = Conn::open(addr);
+                let mut c = Client::new(addr);
                 let mut lat = Vec::with_capacity(1 << 16);
                 let (mut ok, mut errors) = (0u64, 0u64);
                 let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
                 let mut next = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
+                while Instant::now() < end {
                     if let Some(iv) = interval {
+                        // Pacing: the wait sets the offered rate; nothing
+                        // waits for another thread here.
                         let now = Instant::now();
                         if next > now {
                             std::thread::sleep(next - now);
@@ -399,7 +264,7 @@ fn run_load(
                         next += iv;
                     }
                     let t = Instant::now();
-                    let status = c.call(&req);
+                    let status = c.send_status(&req);
                     lat.push(t.elapsed().as_nanos() as u64);
                     if status == expect {
                         ok += 1;
@@ -411,9 +276,6 @@ fn run_load(
             })
         })
         .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
     let mut all = Vec::new();
     let (mut ok, mut errors) = (0, 0);
     for h in handles {
@@ -422,6 +284,7 @@ fn run_load(
         ok += o;
         errors += e;
     }
+    let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 - 1.0) * p) as usize)

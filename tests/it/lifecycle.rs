@@ -111,16 +111,22 @@ fn a_plugin_built_against_an_incompatible_abi_is_refused_with_one_line() {
     );
 }
 
+/// The line actix logs (through the Gateway's logger) when a worker starts
+/// draining while one connection is still open.
+const DRAINING_ONE_CONNECTION: &str = "graceful worker shutdown; finishing 1 connections";
+
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let mut gw = Gateway::start(&default_config());
     let body = json!({"action": "create_flow", "goal": "finish me"}).to_string();
     let (first, rest) = body.as_bytes().split_at(10);
     let framing = format!("Connection: close\r\ncontent-length: {}\r\n", body.len());
-    let mut stream = begin_request(gw.addr, &framing, first);
-    std::thread::sleep(Duration::from_millis(300));
+    // Admitted and waiting for the rest of its body.
+    let mut stream = begin_request_until_continue(gw.addr, &framing, first);
     gw.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    // The rest of the body arrives only once the drain has begun with this
+    // request's connection still open.
+    gw.wait_for_log(DRAINING_ONE_CONNECTION);
     stream.write_all(rest).unwrap();
     let res = read_response(&mut stream);
     assert_eq!(res.status, 200, "{}", res.text);
@@ -138,9 +144,8 @@ fn a_request_that_outlives_the_grace_period_is_closed_and_the_gateway_exits_zero
     let mut config = default_config();
     config["gateway"]["shutdownGraceMs"] = json!(1000);
     let mut gw = Gateway::start(&config);
-    // The body never completes (its own timeout is 15 s).
-    let mut stream = begin_request(gw.addr, "content-length: 100\r\n", b"{");
-    std::thread::sleep(Duration::from_millis(300));
+    // Admitted, and its body never completes (its own timeout is 15 s).
+    let mut stream = begin_request_until_continue(gw.addr, "content-length: 100\r\n", b"{");
     let started = std::time::Instant::now();
     gw.signal(libc::SIGTERM);
     let status = gw.wait(Duration::from_secs(20));
@@ -170,13 +175,17 @@ fn a_second_signal_exits_at_once() {
     let mut config = default_config();
     config["gateway"]["shutdownGraceMs"] = json!(60_000);
     let mut gw = Gateway::start(&config);
-    let _stream = begin_request(gw.addr, "content-length: 100\r\n", b"{");
-    std::thread::sleep(Duration::from_millis(300));
+    let _stream = begin_request_until_continue(gw.addr, "content-length: 100\r\n", b"{");
     gw.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    gw.wait_for_log(DRAINING_ONE_CONNECTION);
     gw.signal(libc::SIGINT);
     let status = gw.wait(Duration::from_secs(5));
     assert_eq!(status.code(), Some(130));
+    let logs = gw.logs();
+    assert!(
+        logs.contains("received signal 2 again; exiting now"),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -5,11 +5,11 @@
 //! `kill -9`, a clean drain on SIGTERM, and bounded memory for many clients.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,174 +18,51 @@ use crate::support::*;
 
 const TRUSTED_PROXY: &str = "127.0.0.1";
 
-/// The standard route with `limits`, and `gateway` merged into the Gateway section.
-fn limited(limits: Value, gateway: Value) -> Value {
-    let mut config = gateway_config(
-        json!({"routes": {"zapier": route(json!({"limits": limits}))}}),
-        json!({}),
-    );
-    merge(&mut config["gateway"], gateway);
-    config
-}
-
 /// An authenticated request for the standard route, as raw bytes.
-fn request_bytes(forwarded_for: Option<&str>, close: bool, body: &str) -> Vec<u8> {
-    let mut req = format!(
-        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer {SECRET}\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+fn request_for(forwarded_for: Option<&str>, close: bool, body: &str) -> Vec<u8> {
+    let mut extra = Vec::new();
     if close {
-        req.push_str("Connection: close\r\n");
+        extra.push(("connection", "close"));
     }
     if let Some(ip) = forwarded_for {
-        req.push_str(&format!("x-forwarded-for: {ip}\r\n"));
+        extra.push(("x-forwarded-for", ip));
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    req.into_bytes()
+    post_json(ROUTE_PATH, SECRET, &extra, body)
 }
 
-/// What one request on its own connection came to, without panicking.
-#[derive(Debug)]
-enum Outcome {
-    /// A complete response (body length equals its `Content-Length`).
-    Answered(Response),
-    /// Nothing came back: refused, reset or closed before a byte was read.
-    NoResponse,
-    /// Some bytes came back, but not a whole response.
-    Truncated(String),
-}
-
-/// Sends one request on a fresh `Connection: close` connection and reads
-/// to EOF. Never panics: connection errors are outcomes.
+/// Sends one action on a fresh `Connection: close` connection. Never
+/// panics: connection failures are outcomes.
 fn try_action(addr: SocketAddr, body: &Value) -> Outcome {
-    let req = request_bytes(None, true, &body.to_string());
-    let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-        Ok(s) => s,
-        Err(_) => return Outcome::NoResponse,
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    if stream.write_all(&req).is_err() {
-        return Outcome::NoResponse;
-    }
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    if raw.is_empty() {
-        return Outcome::NoResponse;
-    }
-    complete_response(&raw).map_or_else(
-        || Outcome::Truncated(String::from_utf8_lossy(&raw).into_owned()),
-        Outcome::Answered,
-    )
+    Client::new(addr).try_send(&request_for(None, true, &body.to_string()))
 }
 
-/// Parses `raw` when it holds a whole response with a `Content-Length` body.
-fn complete_response(raw: &[u8]) -> Option<Response> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 ") {
-        return None;
-    }
-    let length: usize = head
-        .split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))?
-        .1
-        .trim()
-        .parse()
-        .ok()?;
-    (body.len() == length).then(|| parse_response(raw))
+/// A count that client threads raise and the test waits on.
+#[derive(Default)]
+struct Progress {
+    count: Mutex<usize>,
+    raised: Condvar,
 }
 
-/// A keep-alive HTTP/1.1 client that reconnects when the server closed the
-/// connection (it does after a refused request whose body it did not read).
-struct KeepAlive {
-    addr: SocketAddr,
-    conn: Option<BufReader<TcpStream>>,
-    connects: usize,
-}
-
-impl KeepAlive {
-    fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            conn: None,
-            connects: 0,
-        }
+impl Progress {
+    fn add(&self) {
+        *self.count.lock().unwrap() += 1;
+        self.raised.notify_all();
     }
 
-    fn send(&mut self, req: &[u8]) -> Response {
-        // A reused connection the server already closed never saw this
-        // request, so sending it again on a fresh one is safe and exact.
-        let reused = self.conn.is_some();
-        match self.try_send(req) {
-            Ok(res) => res,
-            Err(e) if reused => {
-                self.conn = None;
-                self.try_send(req)
-                    .unwrap_or_else(|e2| panic!("request failed twice: {e}; {e2}"))
-            }
-            Err(e) => panic!("request failed on a fresh connection: {e}"),
-        }
+    fn get(&self) -> usize {
+        *self.count.lock().unwrap()
     }
 
-    fn try_send(&mut self, req: &[u8]) -> io::Result<Response> {
-        if self.conn.is_none() {
-            let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
-            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-            stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-            self.connects += 1;
-            self.conn = Some(BufReader::new(stream));
-        }
-        let result = Self::exchange(self.conn.as_mut().unwrap(), req);
-        match &result {
-            Ok((_, keep)) if *keep => {}
-            _ => self.conn = None,
-        }
-        result.map(|(res, _)| res)
+    /// Waits until the count reaches `n`, for at most `limit`; returns the
+    /// count then.
+    fn wait_for(&self, n: usize, limit: Duration) -> usize {
+        let count = self.count.lock().unwrap();
+        let (count, _) = self
+            .raised
+            .wait_timeout_while(count, limit, |c| *c < n)
+            .unwrap();
+        *count
     }
-
-    /// One request and its response; the flag says whether the connection stays open.
-    fn exchange(conn: &mut BufReader<TcpStream>, req: &[u8]) -> io::Result<(Response, bool)> {
-        conn.get_mut().write_all(req)?;
-        read_one(conn)
-    }
-}
-
-/// Reads one response, its body by `Content-Length`; the flag says whether
-/// the connection stays open.
-fn read_one(conn: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if conn.read_line(&mut line)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let mut length = 0;
-    let mut keep = true;
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().map_err(|_| io::ErrorKind::InvalidData)?;
-            }
-            if k.trim().eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
-            {
-                keep = false;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body)?;
-    let mut raw = head.into_bytes();
-    raw.extend_from_slice(b"\r\n");
-    raw.extend_from_slice(&body);
-    Ok((parse_response(&raw), keep))
 }
 
 /// Tallies of status codes, and of `code`s among refusals.
@@ -251,10 +128,10 @@ fn under_concurrent_load_the_rate_limit_admits_exactly_its_max_per_window() {
     ));
     let addr = gw.addr;
     let tallies = together(8, move |_| {
-        let mut client = KeepAlive::new(addr);
+        let mut client = Client::new(addr);
         let mut tally = Tally::default();
         for _ in 0..20 {
-            let res = client.send(&request_bytes(None, false, LIST));
+            let res = client.send(&request_for(None, false, LIST));
             if res.status == 429 {
                 let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
                 assert!((1..=60).contains(&retry), "{retry}");
@@ -280,7 +157,7 @@ fn under_concurrent_load_each_forwarded_client_gets_exactly_its_own_max() {
     const CLIENTS: usize = 5;
     // 6 threads x 30 requests, round robin: 36 requests for each client.
     let tallies = together(6, move |t| {
-        let mut client = KeepAlive::new(addr);
+        let mut client = Client::new(addr);
         let mut tallies: Vec<Tally> = (0..CLIENTS).map(|_| Tally::default()).collect();
         for i in 0..30 {
             let c = (t + i) % CLIENTS;
@@ -291,7 +168,7 @@ fn under_concurrent_load_each_forwarded_client_gets_exactly_its_own_max() {
                 1 => format!("198.51.100.{i}, 203.0.113.{c}"),
                 _ => format!("203.0.113.{c}, {TRUSTED_PROXY}"),
             };
-            let res = client.send(&request_bytes(Some(&forwarded), false, LIST));
+            let res = client.send(&request_for(Some(&forwarded), false, LIST));
             tallies[c].add(&res);
         }
         tallies
@@ -309,23 +186,16 @@ fn under_concurrent_load_each_forwarded_client_gets_exactly_its_own_max() {
     }
 }
 
-/// Opens a request that sends its headers and part of its body, so that it
-/// holds an in-flight slot if it gets one; a reader thread reports its
-/// response on `done`. Returns the stream to finish the body on.
+/// Opens a request that sends its head and part of its body and returns
+/// once the server has admitted or refused it: an admitted one holds its
+/// in-flight slot until the rest of its body is sent. A reader thread
+/// reports its response on `done`. Returns the stream to finish the body on.
 fn open_held(addr: SocketAddr, idx: usize, done: mpsc::Sender<(usize, Response)>) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let req = request_bytes(None, true, LIST);
-    let split = req.len() - LIST.len() + 10;
-    stream.write_all(&req[..split]).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let framing = format!("connection: close\r\ncontent-length: {}\r\n", LIST.len());
+    let stream = begin_request_until_continue(addr, &framing, &LIST.as_bytes()[..10]);
+    let mut reader = stream.try_clone().unwrap();
     std::thread::spawn(move || {
-        // By `Content-Length`, not to EOF: the server may linger before it
-        // closes a refused connection whose body it did not read.
-        let (res, _) = read_one(&mut reader).unwrap();
-        let _ = done.send((idx, res));
+        let _ = done.send((idx, read_response(&mut reader)));
     });
     stream
 }
@@ -358,12 +228,16 @@ fn the_in_flight_limit_is_never_exceeded_under_concurrent_load() {
             assert_eq!(res.header("retry-after"), Some("1"));
             held[i] = None;
         }
-        assert!(
-            rx.recv_timeout(Duration::from_millis(300)).is_err(),
-            "round {round}: a request holding its slot was answered before its body was sent"
-        );
         let admitted: Vec<usize> = (0..CONCURRENT).filter(|i| held[*i].is_some()).collect();
         assert_eq!(admitted.len(), MAX, "round {round}");
+        // The admitted still hold every slot: one more is refused, and none
+        // of them was answered before its body was sent.
+        let probe = Client::new(addr).send(&request_for(None, true, LIST));
+        assert_eq!(probe.json["code"], "in_flight_limited", "round {round}");
+        assert!(
+            rx.try_recv().is_err(),
+            "round {round}: a request holding its slot was answered before its body was sent"
+        );
         for i in &admitted {
             let stream = held[*i].as_mut().unwrap();
             stream.write_all(&LIST.as_bytes()[10..]).unwrap();
@@ -412,7 +286,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
     );
     let gw = Gateway::start(&config);
     let addr = gw.addr;
-    let acked_writes = Arc::new(AtomicUsize::new(0));
+    let acked_writes = Arc::new(Progress::default());
     let unexpected = Arc::new(Mutex::new(Vec::<String>::new()));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -433,7 +307,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
                         }
                         _ => break,
                     };
-                    acked_writes.fetch_add(1, Ordering::SeqCst);
+                    acked_writes.add();
                     flows.push(Acked {
                         view: view.clone(),
                         unanswered: None,
@@ -444,7 +318,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
                             Outcome::Answered(res) if res.status == 200 => {
                                 view = res.json["result"]["flow"].clone();
                                 flows.last_mut().unwrap().view = view.clone();
-                                acked_writes.fetch_add(1, Ordering::SeqCst);
+                                acked_writes.add();
                             }
                             Outcome::Answered(res) => {
                                 unexpected.lock().unwrap().push(res.text);
@@ -461,11 +335,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked_writes.load(Ordering::SeqCst) < 300 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let at_kill = acked_writes.load(Ordering::SeqCst);
+    let at_kill = acked_writes.wait_for(300, Duration::from_secs(20));
     assert!(at_kill >= 300, "the load stalled at {at_kill} writes");
     let dir = gw.kill9();
     let flows: Vec<Acked> = handles
@@ -525,7 +395,7 @@ fn kill_9_during_a_write_load_loses_no_acknowledged_write() {
     );
     eprintln!(
         "kill -9: {} acknowledged writes on {} flows; {} unanswered writes applied",
-        acked_writes.load(Ordering::SeqCst),
+        acked_writes.get(),
         flows.len(),
         applied_unanswered
     );
@@ -542,7 +412,7 @@ fn sigterm_during_load_drains_complete_responses_and_exits_zero() {
     config["gateway"]["shutdownGraceMs"] = json!(grace.as_millis() as u64);
     let mut gw = Gateway::start(&config);
     let addr = gw.addr;
-    let answered = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(Progress::default());
     let signalled = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -560,7 +430,7 @@ fn sigterm_during_load_drains_complete_responses_and_exits_zero() {
                     let was_signalled = signalled.load(Ordering::SeqCst);
                     match try_action(addr, &body) {
                         Outcome::Answered(res) => {
-                            answered.fetch_add(1, Ordering::SeqCst);
+                            answered.add();
                             after_signal += usize::from(was_signalled);
                             let json_type = res.header("content-type")
                                 == Some("application/json; charset=utf-8");
@@ -578,24 +448,20 @@ fn sigterm_during_load_drains_complete_responses_and_exits_zero() {
             })
         })
         .collect();
-    // A request in the middle of its body when the signal comes.
+    // A request admitted and in the middle of its body when the signal comes.
     let body = json!({"action": "create_flow", "goal": "slow"}).to_string();
-    let req = request_bytes(None, true, &body);
-    let (first, rest) = req.split_at(req.len() - 5);
-    let mut slow = TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    slow.write_all(first).unwrap();
+    let (first, rest) = body.as_bytes().split_at(body.len() - 5);
+    let framing = format!("connection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut slow = begin_request_until_continue(addr, &framing, first);
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while answered.load(Ordering::SeqCst) < 200 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(answered.load(Ordering::SeqCst) >= 200, "the load stalled");
+    let before_signal = answered.wait_for(200, Duration::from_secs(20));
+    assert!(before_signal >= 200, "the load stalled at {before_signal}");
     signalled.store(true, Ordering::SeqCst);
     let signalled_at = Instant::now();
     gw.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    // The rest of its body comes once the server has stopped accepting
+    // (actix logs this through the Gateway's logger) and is draining.
+    gw.wait_for_log("accept thread stopped");
     slow.write_all(rest).unwrap();
     let slow = read_response(&mut slow);
     assert_eq!(slow.status, 200, "{}", slow.text);
@@ -617,7 +483,7 @@ fn sigterm_during_load_drains_complete_responses_and_exits_zero() {
     }
     eprintln!(
         "SIGTERM: {} answered requests, {answered_after_signal} of them sent after the signal; exit after {took:?}",
-        answered.load(Ordering::SeqCst)
+        answered.get()
     );
     let logs = gw.logs();
     assert!(logs.contains("draining in-flight requests"), "{logs}");
@@ -630,48 +496,6 @@ fn sigterm_during_load_drains_complete_responses_and_exits_zero() {
     }
 }
 
-/// The Gateway process serving from `gw`'s temp dir, found in /proc.
-fn gateway_pid(gw: &Gateway) -> u32 {
-    let config = gw.dir.path().join("gateway.json5");
-    let config = config.to_str().unwrap();
-    let bin = gateway_bin();
-    let bin = bin.to_str().unwrap();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().map(String::as_str) == Some(bin) && args.iter().any(|a| a == config) {
-            found.push(pid);
-        }
-    }
-    assert_eq!(found.len(), 1, "gateway processes for {config}: {found:?}");
-    found[0]
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The `n`th distinct client address (n < 2^16).
 fn client_ip(n: usize) -> String {
     format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255)
@@ -682,13 +506,13 @@ fn client_ip(n: usize) -> String {
 fn one_request_each(addr: SocketAddr, clients: Vec<usize>, threads: usize) -> (Tally, usize) {
     let clients = Arc::new(clients);
     let results = together(threads, move |t| {
-        let mut client = KeepAlive::new(addr);
+        let mut client = Client::new(addr);
         let mut tally = Tally::default();
         for n in clients.iter().skip(t).step_by(threads) {
-            let res = client.send(&request_bytes(Some(&client_ip(*n)), false, LIST));
+            let res = client.send(&request_for(Some(&client_ip(*n)), false, LIST));
             tally.add(&res);
         }
-        (tally, client.connects)
+        (tally, client.connects())
     });
     let mut total = Tally::default();
     let mut connects = 0;
@@ -708,33 +532,32 @@ fn ten_thousand_client_addresses_keep_memory_bounded_and_share_the_overflow_buck
         json!({"maxTrackedKeys": TRACKED, "rateLimitMaxRequests": MAX, "rateLimitWindowMs": 60_000}),
         json!({"trustedProxies": [TRUSTED_PROXY]}),
     ));
-    let pid = gateway_pid(&gw);
     let started = Instant::now();
-    let before = rss_kib(pid);
+    let before = gw.rss_kib();
 
     // The first clients fill the key table; each has its own budget.
     let (first, _) = one_request_each(gw.addr, (0..TRACKED).collect(), 4);
     assert_eq!(first.status(200), TRACKED, "{first:?}");
-    let filled = rss_kib(pid);
+    let filled = gw.rss_kib();
 
     // Every later client shares one overflow bucket of MAX.
     let (rest, connects) = one_request_each(gw.addr, (TRACKED..CLIENTS).collect(), 4);
     assert_eq!(rest.status(200), MAX, "{rest:?}");
     assert_eq!(rest.status(429), CLIENTS - TRACKED - MAX, "{rest:?}");
     assert_eq!(rest.code("rate_limited"), CLIENTS - TRACKED - MAX);
-    let after = rss_kib(pid);
+    let after = gw.rss_kib();
 
     // Tracked clients kept their own windows: MAX - 1 more, then refused.
-    let mut client = KeepAlive::new(gw.addr);
+    let mut client = Client::new(gw.addr);
     let tracked = client_ip(7);
     for _ in 1..MAX {
-        let res = client.send(&request_bytes(Some(&tracked), false, LIST));
+        let res = client.send(&request_for(Some(&tracked), false, LIST));
         assert_eq!(res.status, 200, "{}", res.text);
     }
-    let res = client.send(&request_bytes(Some(&tracked), false, LIST));
+    let res = client.send(&request_for(Some(&tracked), false, LIST));
     assert_eq!(res.json["code"], "rate_limited");
     // A brand-new client lands in the spent overflow bucket.
-    let res = client.send(&request_bytes(Some(&client_ip(CLIENTS + 1)), false, LIST));
+    let res = client.send(&request_for(Some(&client_ip(CLIENTS + 1)), false, LIST));
     assert_eq!(res.json["code"], "rate_limited");
 
     let growth = after.saturating_sub(before);

@@ -1,0 +1,27 @@
+//! Support shared by the integration tests (`tests/it`) and the HTTP
+//! benchmark (`benches/http.rs`): temp dirs, the standard configs, a real
+//! `openclaw-gateway` process loading the real plugin library, and one small
+//! HTTP/1.1 client over loopback TCP.
+//!
+//! Nothing here sleeps to synchronise: every wait is for an event (a line
+//! the Gateway writes, a response, the process's exit) and has a deadline.
+
+// A broken expectation in test support is a failed test: panicking with a
+// message is the intended outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config;
+mod dirs;
+mod gateway;
+mod http;
+mod process;
+
+pub use config::{
+    default_config, gateway_config, limited, merge, route, ROUTE_PATH, SECRET, SESSION,
+};
+pub use dirs::{gateway_bin, plugin_dirs, target_dir, TempDir};
+pub use gateway::{Exited, Gateway};
+pub use http::{
+    authed, begin_request, begin_request_until_continue, hdrs, http, parse_response, post_json,
+    read_response, request_bytes, Client, Outcome, Response,
+};
