@@ -51,9 +51,9 @@ struct Completer {
     render: Option<Render>,
     /// The reply `render` gave the host to store, sent as the answer.
     rendered: Mutex<Option<StoredReply>>,
-    /// Freed when the completer is dropped: after the host has answered,
-    /// so a retry finds the stored reply rather than running again.
-    _marker: Option<Marker>,
+    /// Freed when the host answers (after the commit, so a retry finds the
+    /// stored reply rather than running again) or drops the completer.
+    marker: Mutex<Option<Marker>>,
 }
 
 impl Completer {
@@ -63,7 +63,7 @@ impl Completer {
             tx: Mutex::new(Some(tx)),
             render,
             rendered: Mutex::new(None),
-            _marker: marker,
+            marker: Mutex::new(marker),
         }
     }
 
@@ -71,6 +71,9 @@ impl Completer {
         let Some(tx) = self.tx.lock().take() else {
             return;
         };
+        // Before the request can answer its client: a retry sent the moment
+        // the answer arrives must find the key free.
+        drop(self.marker.lock().take());
         let written = match outcome {
             RResult::ROk(WriteOutcome::Replayed(reply)) => Written::Stored {
                 reply,
@@ -207,8 +210,8 @@ mod tests {
         assert!(stored.is_some());
         assert_eq!(running.len(), 1, "held while the write is on its way");
         completer.complete(RResult::ROk(applied()));
-        drop(completer);
         assert!(running.is_empty(), "freed once the host has answered");
+        drop(completer);
         match block_on(rx).unwrap() {
             Written::Stored { reply, replayed } => {
                 assert_eq!((reply.status, replayed), (200, false));

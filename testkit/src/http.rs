@@ -179,7 +179,9 @@ impl Client {
             }
         };
         conn.get_mut().write_all(req).map_err(Failure::NoResponse)?;
-        let (status, close) = read_message(&mut conn, &mut self.head, &mut self.body)?;
+        // A response to HEAD has the headers of a GET but no body.
+        let head_only = req.starts_with(b"HEAD ");
+        let (status, close) = read_message(&mut conn, &mut self.head, &mut self.body, head_only)?;
         if !close {
             self.conn = Some(conn);
         }
@@ -198,12 +200,14 @@ fn closed_by_peer(e: &io::Error) -> bool {
 
 /// Reads one final response from `r` (interim `1xx` ones are skipped): the
 /// status line and header lines into `head`, the body into `body`, framed
-/// by `Content-Length` or else by the end of the stream. Returns the status
-/// and whether the server closes the connection after it.
+/// by `Content-Length` or else by the end of the stream; with `head_only`
+/// (the answer to HEAD) there is no body. Returns the status and whether
+/// the server closes the connection after it.
 fn read_message(
     r: &mut impl BufRead,
     head: &mut Vec<u8>,
     body: &mut Vec<u8>,
+    head_only: bool,
 ) -> Result<(u16, bool), Failure> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     loop {
@@ -255,6 +259,7 @@ fn read_message(
             }
         }
         let read = match length {
+            _ if head_only => Ok(()),
             Some(n) => r.by_ref().take(n as u64).read_to_end(body).and_then(|got| {
                 if got == n {
                     Ok(())
@@ -376,7 +381,7 @@ pub fn begin_request_until_continue(addr: SocketAddr, framing: &str, body: &[u8]
 /// Reads the response to a request already sent on `stream`.
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let (mut head, mut body) = (Vec::new(), Vec::new());
-    match read_message(&mut BufReader::new(stream), &mut head, &mut body) {
+    match read_message(&mut BufReader::new(stream), &mut head, &mut body, false) {
         Ok(_) => Response::parse(&head, &body),
         Err(f) => panic!("{f}"),
     }
@@ -386,7 +391,7 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
 pub fn parse_response(raw: &[u8]) -> Response {
     let (mut head, mut body) = (Vec::new(), Vec::new());
     let mut r = raw;
-    match read_message(&mut r, &mut head, &mut body) {
+    match read_message(&mut r, &mut head, &mut body, false) {
         Ok(_) => Response::parse(&head, &body),
         Err(f) => panic!("{f}"),
     }
@@ -412,7 +417,7 @@ mod tests {
     fn read(raw: &[u8]) -> Result<(u16, bool, String, String), Failure> {
         let (mut head, mut body) = (Vec::new(), Vec::new());
         let mut r = raw;
-        let (status, close) = read_message(&mut r, &mut head, &mut body)?;
+        let (status, close) = read_message(&mut r, &mut head, &mut body, false)?;
         Ok((
             status,
             close,
