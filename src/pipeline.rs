@@ -5,18 +5,21 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{RequestHead, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::actions::{self, ActionResult};
 use crate::auth::presented_secret;
 use crate::body;
+use crate::connection::Connection;
 use crate::error::{ApiError, Code};
+use crate::limits::InFlightGuard;
 use crate::paths::request_path;
 use crate::request;
 use crate::response;
@@ -39,62 +42,113 @@ pub fn app(
 
 /// Every request lands here. A panic anywhere below becomes a JSON 500 and
 /// the server keeps serving.
+///
+/// A response sent before the request's body was read to its end closes the
+/// connection, and nothing pipelined behind the request runs: the server
+/// does no work for a body it will not use, and a client cannot have a
+/// refused request followed by one that runs as if nothing happened.
 pub async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match CatchUnwind(Box::pin(dispatch(req, payload, state))).await {
-        Ok(res) => res,
-        Err(()) => response::failure(None, &ApiError::new(Code::InternalError)),
+    let answer = match CatchUnwind(Box::pin(dispatch(&req, payload, &state))).await {
+        Ok(answer) => answer,
+        Err(()) => Answer::closing(response::failure(None, &ApiError::new(Code::InternalError))),
+    };
+    let mut res = answer.response;
+    if answer.close {
+        if let Some(conn) = req.conn_data::<Connection>() {
+            conn.close().await;
+        }
+        response::close_connection(&mut res);
+    }
+    res
+}
+
+/// A response, and whether the connection must close after it.
+struct Answer {
+    response: HttpResponse,
+    close: bool,
+}
+
+impl Answer {
+    /// A response sent before the body was read to its end.
+    fn closing(response: HttpResponse) -> Self {
+        Self {
+            response,
+            close: true,
+        }
     }
 }
 
-async fn dispatch(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let path = request_path(req.path());
-    let Some(route) = state.routes.get(&path) else {
-        return response::failure(None, &ApiError::new(Code::NotFound));
+async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState) -> Answer {
+    let admitted = match admit(state, req.head()) {
+        Ok(admitted) => admitted,
+        Err((route_id, err)) => return Answer::closing(response::failure(route_id, &err)),
     };
-    match serve(route, &req, payload, &state).await {
+    let route = &admitted.route;
+    let bytes = match body::read(req.headers(), &mut payload, &route.limits).await {
+        Ok(bytes) => bytes,
+        Err(err) => return Answer::closing(response::failure(Some(&route.id), &err)),
+    };
+    let response = match serve(route, &bytes).await {
         Ok(reply) => response::success(&route.id, &reply),
         Err(err) => response::failure(Some(&route.id), &err),
+    };
+    Answer {
+        response,
+        close: false,
     }
 }
 
-/// The checks after routing; earlier failures never reach later checks.
-async fn serve(
-    route: &Route,
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    state: &AppState,
-) -> ActionResult {
-    if req.method() != Method::POST {
-        return Err(ApiError::new(Code::MethodNotAllowed));
+/// A request that passed every check before its body; it holds its
+/// in-flight slot until dropped.
+struct Admitted {
+    route: Arc<Route>,
+    _slot: InFlightGuard,
+}
+
+/// The checks before the body, in order; earlier failures never reach later
+/// checks. A refusal names the route it came from, when there is one.
+fn admit<'s>(
+    state: &'s AppState,
+    head: &RequestHead,
+) -> Result<Admitted, (Option<&'s str>, ApiError)> {
+    let path = request_path(head.uri.path());
+    let Some(route) = state.routes.get(&path) else {
+        return Err((None, ApiError::new(Code::NotFound)));
+    };
+    let refuse = |err| (Some(route.id.as_str()), err);
+    if head.method != Method::POST {
+        return Err(refuse(ApiError::new(Code::MethodNotAllowed)));
     }
-    let headers = req.headers();
+    let headers = &head.headers;
     let client = state
         .proxy
-        .client_key(req.peer_addr().map(|a| a.ip()), headers);
+        .client_key(head.peer_addr.map(|a| a.ip()), headers);
     route
         .rate
         .check(client, Instant::now())
-        .map_err(|wait| ApiError::new(Code::RateLimited).retry_after(wait))?;
+        .map_err(|wait| refuse(ApiError::new(Code::RateLimited).retry_after(wait)))?;
     if !body::is_json(headers) {
-        return Err(ApiError::new(Code::UnsupportedMediaType));
+        return Err(refuse(ApiError::new(Code::UnsupportedMediaType)));
     }
-    let _slot = route
-        .in_flight
-        .acquire(client)
-        .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
+    let slot = route.in_flight.acquire(client).ok_or_else(|| {
+        refuse(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
+    })?;
     if !route.secret.matches(presented_secret(headers)) {
-        return Err(ApiError::new(Code::Unauthorized));
+        return Err(refuse(ApiError::new(Code::Unauthorized)));
     }
-    let bytes = body::read(headers, &mut payload, &route.limits).await?;
-    let value = body::parse_json(&bytes)?;
+    Ok(Admitted {
+        route: Arc::clone(route),
+        _slot: slot,
+    })
+}
+
+/// The checks after the body was read, then the action.
+async fn serve(route: &Route, bytes: &[u8]) -> ActionResult {
+    let value = body::parse_json(bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
     actions::run(route, action).await
 }

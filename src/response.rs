@@ -2,7 +2,7 @@
 //! of them. Only this module builds `HttpResponse`s.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -82,10 +82,6 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
         Code::Unauthorized => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        Code::PayloadTooLarge | Code::RequestTimeout => {
-            res.head_mut()
-                .set_connection_type(actix_web::http::ConnectionType::Close);
-        }
         _ => {}
     }
     if let Some(wait) = err.retry_after {
@@ -95,6 +91,11 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
     }
     res
+}
+
+/// Marks a response as the last on its connection (`Connection: close`).
+pub fn close_connection(res: &mut HttpResponse) {
+    res.head_mut().set_connection_type(ConnectionType::Close);
 }
 
 fn render(status: u16, envelope: &Envelope<'_>) -> HttpResponse {

@@ -1,0 +1,196 @@
+//! What a connection carries around a refusal: a response that says
+//! `Connection: close` is the last thing on its connection, pipelined
+//! requests behind it never run, and `Expect: 100-continue` is answered
+//! only once the request has passed every check before its body.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// An HTTP/1.1 request for the standard route, as raw bytes, with
+/// `headers` (full lines without the CRLF) and `body`.
+fn raw_request(method: &str, headers: &[&str], body: &str) -> String {
+    let mut req = format!(
+        "{method} {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
+}
+
+fn bearer() -> String {
+    format!("authorization: Bearer {SECRET}")
+}
+
+fn create_flow_body(goal: &str) -> String {
+    json!({"action": "create_flow", "goal": goal}).to_string()
+}
+
+/// An authenticated `create_flow` that must never run.
+fn pipelined_create() -> String {
+    raw_request(
+        "POST",
+        &["content-type: application/json", &bearer()],
+        &create_flow_body("must not run"),
+    )
+}
+
+/// Opens a connection, sends `bytes` in one write and reads until the
+/// server closes it (bounded by a read timeout).
+fn exchange(gw: &Gateway, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    assert!(
+        read.is_ok(),
+        "the server did not close the connection: {read:?} after {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    raw
+}
+
+/// Splits a byte stream into the responses it holds, in order. Every
+/// response here has a `Content-Length` (or no body, like `100 Continue`).
+fn split_responses(raw: &[u8]) -> Vec<Response> {
+    let mut rest = raw;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("a partial head: {:?}", String::from_utf8_lossy(rest)))
+            + 4;
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let length: usize = head
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.trim().parse().unwrap());
+        assert!(
+            rest.len() >= end + length,
+            "a partial body: {:?}",
+            String::from_utf8_lossy(rest)
+        );
+        out.push(parse_response(&rest[..end + length]));
+        rest = &rest[end + length..];
+    }
+    out
+}
+
+fn flow_count(gw: &Gateway) -> usize {
+    let list = gw.action(json!({"action": "list_flows"}));
+    assert_eq!(list.status, 200, "{}", list.text);
+    list.json["result"]["flows"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_refused_request_is_the_last_thing_on_its_connection() {
+    let gw = Gateway::start(&default_config());
+    let create = create_flow_body("refused");
+    let refusals = [
+        (
+            401,
+            raw_request(
+                "POST",
+                &[
+                    "content-type: application/json",
+                    "authorization: Bearer wrong",
+                ],
+                &create,
+            ),
+        ),
+        (
+            405,
+            raw_request("GET", &["content-type: application/json", &bearer()], ""),
+        ),
+        (
+            415,
+            raw_request("POST", &["content-type: text/plain", &bearer()], &create),
+        ),
+        (
+            404,
+            raw_request(
+                "POST",
+                &["content-type: application/json", &bearer()],
+                &create,
+            )
+            .replacen(ROUTE_PATH, "/plugins/webhooks/nope", 1),
+        ),
+    ];
+    for (status, refused) in refusals {
+        let raw = exchange(&gw, format!("{refused}{}", pipelined_create()).as_bytes());
+        let responses = split_responses(&raw);
+        assert_eq!(responses.len(), 1, "{status}: {responses:?}");
+        assert_eq!(responses[0].status, status);
+        assert_eq!(responses[0].header("connection"), Some("close"), "{status}");
+    }
+    assert_eq!(flow_count(&gw), 0, "no pipelined request ran");
+}
+
+#[test]
+fn a_refusal_in_mid_pipeline_closes_the_connection_after_the_answers_before_it() {
+    let gw = Gateway::start(&default_config());
+    let first = raw_request(
+        "POST",
+        &["content-type: application/json", &bearer()],
+        &create_flow_body("first"),
+    );
+    let refused = raw_request(
+        "POST",
+        &[
+            "content-type: application/json",
+            "authorization: Bearer wrong",
+        ],
+        &create_flow_body("refused"),
+    );
+    let raw = exchange(
+        &gw,
+        format!("{first}{refused}{}", pipelined_create()).as_bytes(),
+    );
+    let responses = split_responses(&raw);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 401]);
+    assert_eq!(responses[0].header("connection"), None, "kept alive");
+    assert_eq!(responses[1].header("connection"), Some("close"));
+    assert_eq!(
+        flow_count(&gw),
+        1,
+        "only the request before the refusal ran"
+    );
+}
+
+#[test]
+fn a_request_whose_body_was_read_keeps_the_connection_open() {
+    let gw = Gateway::start(&default_config());
+    let invalid = raw_request(
+        "POST",
+        &["content-type: application/json", &bearer()],
+        r#"{"action":"nope"}"#,
+    );
+    let last = raw_request(
+        "POST",
+        &[
+            "content-type: application/json",
+            &bearer(),
+            "connection: close",
+        ],
+        &create_flow_body("after an invalid request"),
+    );
+    let raw = exchange(&gw, format!("{invalid}{last}").as_bytes());
+    let statuses: Vec<u16> = split_responses(&raw).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 200]);
+    assert_eq!(flow_count(&gw), 1);
+}
