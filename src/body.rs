@@ -27,12 +27,34 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     media == "application/json" || media.ends_with("+json")
 }
 
-/// Reads the whole body within the route's size and time limits.
+/// The body's declared length, when `Content-Length` gives one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Refuses a body before any of it is read when its declared length is
+/// over the route's limit.
 ///
 /// # Errors
 ///
-/// `payload_too_large` when the declared or received size exceeds the
-/// limit, `request_timeout` when the body does not arrive in time, and
+/// `payload_too_large`.
+pub fn check_declared_length(headers: &HeaderMap, limits: &Limits) -> Result<(), ApiError> {
+    if declared_length(headers).is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(ApiError::new(Code::PayloadTooLarge));
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the route's size and time limits (its
+/// declared length was checked before, by [`check_declared_length`]).
+///
+/// # Errors
+///
+/// `payload_too_large` when the received size exceeds the limit,
+/// `request_timeout` when the body does not arrive in time, and
 /// `invalid_body` when the client goes away mid-body.
 pub async fn read(
     headers: &HeaderMap,
@@ -40,13 +62,7 @@ pub async fn read(
     limits: &Limits,
 ) -> Result<Vec<u8>, ApiError> {
     let max = limits.max_body_bytes;
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::new(Code::PayloadTooLarge));
-    }
+    let declared = declared_length(headers);
     let capacity = declared.unwrap_or(0).min(max) as usize;
     let read_all = async {
         let mut body = Vec::with_capacity(capacity);

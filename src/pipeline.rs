@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use actix_http::Request;
 use actix_web::body::BoxBody;
-use actix_web::dev::{RequestHead, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{
+    fn_service, RequestHead, Response, ServiceFactory, ServiceRequest, ServiceResponse,
+};
 use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::actions::{self, ActionResult};
 use crate::auth::presented_secret;
@@ -56,14 +59,55 @@ pub async fn handle(
         Ok(answer) => answer,
         Err(()) => Answer::closing(response::failure(None, &ApiError::new(Code::InternalError))),
     };
-    let mut res = answer.response;
     if answer.close {
-        if let Some(conn) = req.conn_data::<Connection>() {
-            conn.close().await;
-        }
-        response::close_connection(&mut res);
+        closing(req.conn_data::<Connection>(), answer.response).await
+    } else {
+        answer.response
     }
+}
+
+/// Makes `res` the last response on its connection: marked `Connection:
+/// close`, and returned once nothing queued behind it on the connection
+/// will run.
+async fn closing(conn: Option<&Connection>, mut res: HttpResponse) -> HttpResponse {
+    if let Some(conn) = conn {
+        conn.close().await;
+    }
+    response::close_connection(&mut res);
     res
+}
+
+/// The service actix-http calls for a request that says `Expect:
+/// 100-continue`, before the body is invited: `100 Continue` goes out only
+/// when it returns the request. The checks before the body run here, so a
+/// refused client is answered at once and never invited to send its body;
+/// what they established travels on in the request's extensions.
+pub fn expect(
+    state: web::Data<AppState>,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = Response<BoxBody>,
+    InitError = (),
+> {
+    fn_service(move |req: Request| {
+        let state = state.clone();
+        async move { invite_or_refuse(req, &state).await }
+    })
+}
+
+async fn invite_or_refuse(req: Request, state: &AppState) -> Result<Request, Response<BoxBody>> {
+    let checked = std::panic::catch_unwind(AssertUnwindSafe(|| admit(state, req.head())));
+    let refusal = match checked {
+        Ok(Ok(admitted)) => {
+            req.extensions_mut().insert(admitted);
+            return Ok(req);
+        }
+        Ok(Err((route_id, err))) => response::failure(route_id, &err),
+        Err(_) => response::failure(None, &ApiError::new(Code::InternalError)),
+    };
+    Err(closing(req.conn_data::<Connection>(), refusal).await.into())
 }
 
 /// A response, and whether the connection must close after it.
@@ -83,7 +127,9 @@ impl Answer {
 }
 
 async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState) -> Answer {
-    let admitted = match admit(state, req.head()) {
+    // A request that asked to be invited was admitted before the invitation.
+    let invited = req.extensions_mut().remove::<Admitted>();
+    let admitted = match invited.map_or_else(|| admit(state, req.head()), Ok) {
         Ok(admitted) => admitted,
         Err((route_id, err)) => return Answer::closing(response::failure(route_id, &err)),
     };
@@ -109,7 +155,8 @@ struct Admitted {
     _slot: InFlightGuard,
 }
 
-/// The checks before the body, in order; earlier failures never reach later
+/// The checks before the body is read, in order (the body's declared length
+/// is the first check of the body step); earlier failures never reach later
 /// checks. A refusal names the route it came from, when there is one.
 fn admit<'s>(
     state: &'s AppState,
@@ -140,6 +187,7 @@ fn admit<'s>(
     if !route.secret.matches(presented_secret(headers)) {
         return Err(refuse(ApiError::new(Code::Unauthorized)));
     }
+    body::check_declared_length(headers, &route.limits).map_err(refuse)?;
     Ok(Admitted {
         route: Arc::clone(route),
         _slot: slot,

@@ -86,6 +86,7 @@ pub fn start(
                                 let drain = drain.clone();
                                 Connection::signal(async move { drain.notified().await })
                             })
+                            .expect(pipeline::expect(state.clone()))
                             .h1(map_config(pipeline::app(state.clone()), |()| {
                                 AppConfig::default()
                             }))

@@ -194,3 +194,165 @@ fn a_request_whose_body_was_read_keeps_the_connection_open() {
     assert_eq!(statuses, [400, 200]);
     assert_eq!(flow_count(&gw), 1);
 }
+
+/// Sends a request head with `Expect: 100-continue` and no body.
+fn expect_continue(gw: &Gateway, headers: &[&str], length: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!(
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nexpect: 100-continue\r\ncontent-length: {length}\r\n"
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection, which it must do without
+/// waiting for the body it did not invite.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    assert!(
+        read.is_ok(),
+        "the server waited for a body: {read:?} after {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    raw
+}
+
+#[test]
+fn expect_continue_with_a_wrong_secret_gets_401_at_once_and_no_invitation() {
+    let gw = Gateway::start(&default_config());
+    let body = create_flow_body("never sent");
+    let mut stream = expect_continue(
+        &gw,
+        &[
+            "content-type: application/json",
+            "authorization: Bearer wrong",
+        ],
+        body.len(),
+    );
+    let responses = split_responses(&read_until_closed(&mut stream));
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401], "no 100 Continue before the refusal");
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    assert_eq!(responses[0].json["code"], "unauthorized");
+    assert_eq!(responses[0].header("www-authenticate"), Some("Bearer"));
+}
+
+#[test]
+fn expect_continue_with_an_oversized_length_gets_413_at_once_and_no_invitation() {
+    let gw = Gateway::start(&default_config());
+    let mut stream = expect_continue(
+        &gw,
+        &["content-type: application/json", &bearer()],
+        1_000_000_000,
+    );
+    let responses = split_responses(&read_until_closed(&mut stream));
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [413], "no 100 Continue before the refusal");
+    assert_eq!(responses[0].json["code"], "payload_too_large");
+    assert_eq!(responses[0].header("connection"), Some("close"));
+}
+
+#[test]
+fn expect_continue_on_a_good_request_is_invited_then_answered() {
+    let gw = Gateway::start(&default_config());
+    let body = create_flow_body("invited");
+    let mut stream = expect_continue(
+        &gw,
+        &[
+            "content-type: application/json",
+            &bearer(),
+            "connection: close",
+        ],
+        body.len(),
+    );
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut first = vec![0; interim.len()];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        String::from_utf8_lossy(interim)
+    );
+    stream.write_all(body.as_bytes()).unwrap();
+    let res = read_response(&mut stream);
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["result"]["flow"]["goal"], "invited");
+}
+
+#[test]
+fn after_a_refusal_the_server_reads_no_more_of_the_body() {
+    let gw = Gateway::start(&default_config());
+    const BODY: usize = 100 << 20;
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer wrong\r\ncontent-length: {BODY}\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 64 << 10];
+    let mut written = 0;
+    let mut response = Vec::new();
+    let mut reader = stream.try_clone().unwrap();
+    let reading = std::thread::spawn(move || {
+        let _ = reader.read_to_end(&mut response);
+        response
+    });
+    while written < BODY {
+        match stream.write(&chunk) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < BODY,
+        "the whole {BODY}-byte body was accepted after the refusal"
+    );
+    let response = parse_response(&reading.join().unwrap());
+    assert_eq!(response.status, 401);
+    assert_eq!(response.header("connection"), Some("close"));
+}
+
+#[test]
+fn an_invited_request_is_checked_once() {
+    let config = gateway_config(
+        json!({"routes": {"zapier": route(json!({"limits": {"rateLimitMaxRequests": 1}}))}}),
+        json!({}),
+    );
+    let gw = Gateway::start(&config);
+    let body = create_flow_body("counted once");
+    let mut stream = expect_continue(
+        &gw,
+        &[
+            "content-type: application/json",
+            &bearer(),
+            "connection: close",
+        ],
+        body.len(),
+    );
+    let mut interim = [0; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert!(interim.starts_with(b"HTTP/1.1 100 "));
+    stream.write_all(body.as_bytes()).unwrap();
+    let res = read_response(&mut stream);
+    assert_eq!(
+        res.status, 200,
+        "one request, one rate-limit count: {}",
+        res.text
+    );
+    let next = gw.action(json!({"action": "list_flows"}));
+    assert_eq!(next.status, 429, "the window allows exactly one request");
+}
