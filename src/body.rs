@@ -1,16 +1,49 @@
-//! The body guard: early refusal on `Content-Length`, a streamed size cap,
-//! one timer for the whole read, then UTF-8 and JSON decoding.
+//! The body guard: the media type and coding a body must have, early
+//! refusal on `Content-Length`, a streamed size cap, one timer for the
+//! whole read, then UTF-8 and JSON decoding.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web;
 use futures_core::Stream;
 use serde_json::Value;
 
 use crate::config::Limits;
 use crate::error::{ApiError, Code};
+
+/// Refuses a body the plugin cannot read as JSON text: its first
+/// `Content-Type` must name JSON ([`is_json`]) and it must carry no
+/// `Content-Encoding` but `identity` (a compressed body is not decoded).
+///
+/// # Errors
+///
+/// `unsupported_media_type`.
+pub fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::new(Code::UnsupportedMediaType));
+    }
+    if !is_identity_encoded(headers) {
+        return Err(
+            ApiError::new(Code::UnsupportedMediaType).with_message("Unsupported Content-Encoding")
+        );
+    }
+    Ok(())
+}
+
+/// Whether every coding that `Content-Encoding` lists (on any number of
+/// lines) is `identity`; no header is identity too.
+pub fn is_identity_encoded(headers: &HeaderMap) -> bool {
+    headers.get_all(CONTENT_ENCODING).all(|line| {
+        line.to_str().is_ok_and(|codings| {
+            codings
+                .split(',')
+                .map(str::trim)
+                .all(|c| c.is_empty() || c.eq_ignore_ascii_case("identity"))
+        })
+    })
+}
 
 /// Whether the first `Content-Type` names JSON (`application/json` or any
 /// `+json` type; parameters such as `charset` are ignored).
@@ -113,6 +146,27 @@ mod tests {
         assert!(!check("text/plain"));
         assert!(!check("application/jsonp"));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn only_identity_content_encoding_is_readable() {
+        let check = |pairs: &[(&str, &str)]| is_identity_encoded(&test_headers(pairs));
+        assert!(check(&[]));
+        assert!(check(&[("content-encoding", "identity")]));
+        assert!(check(&[("content-encoding", "Identity, identity")]));
+        assert!(check(&[("content-encoding", "")]));
+        for coded in ["gzip", "br", "identity, gzip", "x-gzip", "deflate"] {
+            assert!(!check(&[("content-encoding", coded)]), "{coded}");
+        }
+        assert!(!check(&[
+            ("content-encoding", "identity"),
+            ("content-encoding", "gzip")
+        ]));
+        let refused = check_media_type(&test_headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ]));
+        assert_eq!(refused.unwrap_err().code, Code::UnsupportedMediaType);
     }
 
     #[test]

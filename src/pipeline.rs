@@ -1,6 +1,8 @@
 //! The request pipeline, in the OpenClaw order: route, method, rate limit,
-//! content type, in-flight limit, secret, body, schema, then the action.
-//! A panic anywhere below [`handle`] becomes a JSON 500.
+//! content type (and coding), in-flight limit, secret, body, schema, then
+//! the action. The checks before the body run in `admit`, from [`handle`]
+//! or, for a request that expects `100 Continue`, from [`expect`] before
+//! the body is invited. A panic anywhere below either becomes a JSON 500.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -157,18 +159,22 @@ struct Admitted {
 
 /// The checks before the body is read, in order (the body's declared length
 /// is the first check of the body step); earlier failures never reach later
-/// checks. A refusal names the route it came from, when there is one.
+/// checks.
+///
+/// A refusal names the route only once the caller has authenticated: before
+/// that, the caller learns no more than that the path exists, not the id
+/// the operator gave the route.
 fn admit<'s>(
     state: &'s AppState,
     head: &RequestHead,
 ) -> Result<Admitted, (Option<&'s str>, ApiError)> {
+    let anonymous = |err| (None, err);
     let path = request_path(head.uri.path());
     let Some(route) = state.routes.get(&path) else {
-        return Err((None, ApiError::new(Code::NotFound)));
+        return Err(anonymous(ApiError::new(Code::NotFound)));
     };
-    let refuse = |err| (Some(route.id.as_str()), err);
     if head.method != Method::POST {
-        return Err(refuse(ApiError::new(Code::MethodNotAllowed)));
+        return Err(anonymous(ApiError::new(Code::MethodNotAllowed)));
     }
     let headers = &head.headers;
     let client = state
@@ -177,17 +183,16 @@ fn admit<'s>(
     route
         .rate
         .check(client, Instant::now())
-        .map_err(|wait| refuse(ApiError::new(Code::RateLimited).retry_after(wait)))?;
-    if !body::is_json(headers) {
-        return Err(refuse(ApiError::new(Code::UnsupportedMediaType)));
-    }
+        .map_err(|wait| anonymous(ApiError::new(Code::RateLimited).retry_after(wait)))?;
+    body::check_media_type(headers).map_err(anonymous)?;
     let slot = route.in_flight.acquire(client).ok_or_else(|| {
-        refuse(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
+        anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
     if !route.secret.matches(presented_secret(headers)) {
-        return Err(refuse(ApiError::new(Code::Unauthorized)));
+        return Err(anonymous(ApiError::new(Code::Unauthorized)));
     }
-    body::check_declared_length(headers, &route.limits).map_err(refuse)?;
+    body::check_declared_length(headers, &route.limits)
+        .map_err(|err| (Some(route.id.as_str()), err))?;
     Ok(Admitted {
         route: Arc::clone(route),
         _slot: slot,

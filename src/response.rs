@@ -82,6 +82,13 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
         Code::Unauthorized => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        Code::UnsupportedMediaType => {
+            // No request body is decoded: only `identity` is accepted.
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
         _ => {}
     }
     if let Some(wait) = err.retry_after {

@@ -356,3 +356,75 @@ fn an_invited_request_is_checked_once() {
     let next = gw.action(json!({"action": "list_flows"}));
     assert_eq!(next.status, 429, "the window allows exactly one request");
 }
+
+#[test]
+fn expect_continue_with_a_compressed_body_gets_415_at_once_and_no_invitation() {
+    let gw = Gateway::start(&default_config());
+    let mut stream = expect_continue(
+        &gw,
+        &[
+            "content-type: application/json",
+            "content-encoding: gzip",
+            &bearer(),
+        ],
+        43,
+    );
+    let responses = split_responses(&read_until_closed(&mut stream));
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [415], "no 100 Continue before the refusal");
+}
+
+/// Requests that are not HTTP/1.1 as actix-http parses it never reach the
+/// plugin: the parser answers them itself (its own bodiless response, see
+/// the README), closes the connection, and nothing sent behind them runs.
+#[test]
+fn requests_the_http_parser_refuses_end_their_connection_and_nothing_behind_them_runs() {
+    let gw = Gateway::start(&default_config());
+    let mut many_headers = format!("POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..100 {
+        many_headers.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let refused = [
+        (
+            400,
+            format!("POST {ROUTE_PATH} HTTP/9.9\r\nHost: x\r\n\r\n"),
+        ),
+        (400, "P@ST / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned()),
+        (
+            400,
+            raw_request(
+                "POST",
+                &[
+                    "content-type: application/json",
+                    &bearer(),
+                    "transfer-encoding: chunked",
+                ],
+                "0\r\n\r\n",
+            ),
+        ),
+        (431, many_headers),
+    ];
+    for (status, bytes) in refused {
+        let raw = exchange(&gw, format!("{bytes}{}", pipelined_create()).as_bytes());
+        let responses = split_responses(&raw);
+        let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [status], "{bytes:?}");
+        assert_eq!(responses[0].header("connection"), Some("close"));
+    }
+    // A chunked body whose framing breaks: the parser drops the connection
+    // without an answer.
+    let broken = raw_request(
+        "POST",
+        &[
+            "content-type: application/json",
+            &bearer(),
+            "transfer-encoding: chunked",
+        ],
+        "",
+    )
+    .replace("content-length: 0\r\n", "")
+        + "zz\r\n{}\r\n";
+    assert!(exchange(&gw, broken.as_bytes()).is_empty());
+    assert_eq!(flow_count(&gw), 0);
+}
