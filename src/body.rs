@@ -1,16 +1,49 @@
-//! The body guard: early refusal on `Content-Length`, a streamed size cap,
-//! one timer for the whole read, then UTF-8 and JSON decoding.
+//! The body guard: the media type and coding a body must have, early
+//! refusal on `Content-Length`, a streamed size cap, one timer for the
+//! whole read, then UTF-8 and JSON decoding.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web;
 use futures_core::Stream;
 use serde_json::Value;
 
 use crate::config::Limits;
 use crate::error::{ApiError, Code};
+
+/// Refuses a body the plugin cannot read as JSON text: its first
+/// `Content-Type` must name JSON ([`is_json`]) and it must carry no
+/// `Content-Encoding` but `identity` (a compressed body is not decoded).
+///
+/// # Errors
+///
+/// `unsupported_media_type`.
+pub fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::new(Code::UnsupportedMediaType));
+    }
+    if !is_identity_encoded(headers) {
+        return Err(
+            ApiError::new(Code::UnsupportedMediaType).with_message("Unsupported Content-Encoding")
+        );
+    }
+    Ok(())
+}
+
+/// Whether every coding that `Content-Encoding` lists (on any number of
+/// lines) is `identity`; no header is identity too.
+pub fn is_identity_encoded(headers: &HeaderMap) -> bool {
+    headers.get_all(CONTENT_ENCODING).all(|line| {
+        line.to_str().is_ok_and(|codings| {
+            codings
+                .split(',')
+                .map(str::trim)
+                .all(|c| c.is_empty() || c.eq_ignore_ascii_case("identity"))
+        })
+    })
+}
 
 /// Whether the first `Content-Type` names JSON (`application/json` or any
 /// `+json` type; parameters such as `charset` are ignored).
@@ -27,12 +60,34 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     media == "application/json" || media.ends_with("+json")
 }
 
-/// Reads the whole body within the route's size and time limits.
+/// The body's declared length, when `Content-Length` gives one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Refuses a body before any of it is read when its declared length is
+/// over the route's limit.
 ///
 /// # Errors
 ///
-/// `payload_too_large` when the declared or received size exceeds the
-/// limit, `request_timeout` when the body does not arrive in time, and
+/// `payload_too_large`.
+pub fn check_declared_length(headers: &HeaderMap, limits: &Limits) -> Result<(), ApiError> {
+    if declared_length(headers).is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(ApiError::new(Code::PayloadTooLarge));
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the route's size and time limits (its
+/// declared length was checked before, by [`check_declared_length`]).
+///
+/// # Errors
+///
+/// `payload_too_large` when the received size exceeds the limit,
+/// `request_timeout` when the body does not arrive in time, and
 /// `invalid_body` when the client goes away mid-body.
 pub async fn read(
     headers: &HeaderMap,
@@ -40,13 +95,7 @@ pub async fn read(
     limits: &Limits,
 ) -> Result<Vec<u8>, ApiError> {
     let max = limits.max_body_bytes;
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::new(Code::PayloadTooLarge));
-    }
+    let declared = declared_length(headers);
     let capacity = declared.unwrap_or(0).min(max) as usize;
     let read_all = async {
         let mut body = Vec::with_capacity(capacity);
@@ -97,6 +146,27 @@ mod tests {
         assert!(!check("text/plain"));
         assert!(!check("application/jsonp"));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn only_identity_content_encoding_is_readable() {
+        let check = |pairs: &[(&str, &str)]| is_identity_encoded(&test_headers(pairs));
+        assert!(check(&[]));
+        assert!(check(&[("content-encoding", "identity")]));
+        assert!(check(&[("content-encoding", "Identity, identity")]));
+        assert!(check(&[("content-encoding", "")]));
+        for coded in ["gzip", "br", "identity, gzip", "x-gzip", "deflate"] {
+            assert!(!check(&[("content-encoding", coded)]), "{coded}");
+        }
+        assert!(!check(&[
+            ("content-encoding", "identity"),
+            ("content-encoding", "gzip")
+        ]));
+        let refused = check_media_type(&test_headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ]));
+        assert_eq!(refused.unwrap_err().code, Code::UnsupportedMediaType);
     }
 
     #[test]

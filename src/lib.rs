@@ -7,7 +7,8 @@
 //!   instance. Converts R-types, catches panics, calls one function each.
 //! - [`config`]: the plugin's `config` parsed into routes and limits.
 //! - [`routes`]: config plus the Gateway runtime become live routes.
-//! - [`server`]: the actix server, its lifecycle and the request pipeline.
+//! - [`server`]: the actix server and its lifecycle; [`pipeline`]: the
+//!   request pipeline; [`connection`]: how a response closes its connection.
 //! - [`auth`], [`client_ip`], [`limits`], [`body`]: the guards of the
 //!   pipeline, in that order of concern.
 //! - [`request`]: the action schemas. [`actions`]: runs an action against
@@ -23,6 +24,7 @@ pub mod body;
 pub mod client_ip;
 pub mod completion;
 pub mod config;
+pub mod connection;
 pub mod error;
 mod export;
 pub mod idempotency;

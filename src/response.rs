@@ -2,7 +2,7 @@
 //! of them. Only this module builds `HttpResponse`s.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -66,9 +66,12 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
         Code::Unauthorized => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        Code::PayloadTooLarge | Code::RequestTimeout => {
-            res.head_mut()
-                .set_connection_type(actix_web::http::ConnectionType::Close);
+        Code::UnsupportedMediaType => {
+            // No request body is decoded: only `identity` is accepted.
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         }
         _ => {}
     }
@@ -79,6 +82,11 @@ pub fn failure(route_id: Option<&str>, err: &ApiError) -> HttpResponse {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
     }
     res
+}
+
+/// Marks a response as the last on its connection (`Connection: close`).
+pub fn close_connection(res: &mut HttpResponse) {
+    res.head_mut().set_connection_type(ConnectionType::Close);
 }
 
 /// The status and JSON body of an action's answer: `200

@@ -1,5 +1,9 @@
 //! The server's lifecycle: actix on the plugin's own thread, and a stop
 //! that drains in-flight requests for exactly the grace it is given.
+//!
+//! The HTTP/1 service is assembled here rather than by actix-web's
+//! `HttpServer`, which does not expose what the pipeline needs: a shutdown
+//! signal per connection (see [`crate::connection`]).
 
 use std::future::Future;
 use std::pin::pin;
@@ -8,10 +12,14 @@ use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::{web, HttpServer};
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::AppConfig;
+use actix_web::web;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::connection::Connection;
 use crate::pipeline;
 use crate::routes::AppState;
 
@@ -19,6 +27,9 @@ use crate::routes::AppState;
 /// bounded by the grace `Server::stop` receives, never by this: it only has
 /// to outlast any grace an operator can configure.
 const ACTIX_DRAIN_CEILING: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long a client has to send a request head on a new connection.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct Server {
@@ -51,11 +62,36 @@ pub fn start(
             let system = actix_web::rt::System::new();
             let ready = ready_tx.clone();
             let result = system.block_on(async move {
-                let server = HttpServer::new(move || pipeline::app(state.clone()))
+                let builder = actix_web::dev::Server::build();
+                let drain = builder.graceful_shutdown_signal();
+                let server = builder
                     .workers(workers)
                     .disable_signals()
                     .shutdown_timeout(ACTIX_DRAIN_CEILING.as_secs())
-                    .listen(listener)?
+                    .listen("webhooks", listener, move || {
+                        let drain = drain.clone();
+                        HttpService::build()
+                            .client_request_timeout(HEAD_TIMEOUT)
+                            // A response that closes the connection is
+                            // followed by the close at once: no lingering
+                            // read of what the client still sends.
+                            .client_disconnect_timeout(Duration::ZERO)
+                            .on_connect_ext(|_, data| {
+                                data.insert(Connection::accept());
+                            })
+                            // The hook actix-web's own server uses for its
+                            // drain (hidden from actix-http's docs; present
+                            // since 3.20, which Cargo.toml requires).
+                            .graceful_shutdown_signal(move || {
+                                let drain = drain.clone();
+                                Connection::signal(async move { drain.notified().await })
+                            })
+                            .expect(pipeline::expect(state.clone()))
+                            .h1(map_config(pipeline::app(state.clone()), |()| {
+                                AppConfig::default()
+                            }))
+                            .tcp()
+                    })?
                     .run();
                 let _ = ready.send(Ok(()));
                 serve_until_stopped(server, stop_rx).await

@@ -22,6 +22,6 @@ pub use config::{
 pub use dirs::{gateway_bin, plugin_dirs, target_dir, TempDir};
 pub use gateway::{Exited, Gateway};
 pub use http::{
-    authed, begin_request, begin_request_until_continue, hdrs, http, parse_response, post_json,
-    read_response, request_bytes, Client, Outcome, Response,
+    authed, begin_request, begin_request_expecting_continue, begin_request_until_continue, hdrs,
+    http, parse_response, post_json, read_response, request_bytes, Client, Outcome, Response,
 };

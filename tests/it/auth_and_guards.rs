@@ -60,7 +60,7 @@ fn only_post_is_allowed() {
         assert_eq!(res.header("allow"), Some("POST"));
         assert_eq!(
             res.json,
-            json!({"ok": false, "routeId": "zapier", "code": "method_not_allowed", "error": "Method Not Allowed"})
+            json!({"ok": false, "code": "method_not_allowed", "error": "Method Not Allowed"})
         );
         assert_common_headers(&res);
     }
@@ -83,7 +83,10 @@ fn non_json_content_types_are_refused() {
             br#"{"action":"list_flows"}"#,
         );
         assert_eq!(res.status, 415, "{ct}");
-        assert_eq!(res.json["code"], "unsupported_media_type");
+        assert_eq!(
+            res.json,
+            json!({"ok": false, "code": "unsupported_media_type", "error": "Unsupported Media Type"})
+        );
     }
     let res = gw.post(
         ROUTE_PATH,
@@ -94,6 +97,86 @@ fn non_json_content_types_are_refused() {
         br#"{"action":"list_flows"}"#,
     );
     assert_eq!(res.status, 200, "+json types are JSON");
+}
+
+#[test]
+fn a_compressed_body_is_refused_as_an_unsupported_media_type() {
+    let gw = Gateway::start(&default_config());
+    // A gzip member holding `{"action":"list_flows"}`.
+    let gzipped: &[u8] = &[
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xab, 0x56, 0x4a, 0x4c, 0x2e,
+        0xc9, 0xcc, 0xcf, 0x53, 0xb2, 0x52, 0xca, 0xc9, 0x2c, 0x2e, 0x89, 0x4f, 0xcb, 0xc9, 0x2f,
+        0x2f, 0x56, 0xaa, 0x05, 0x00, 0x6b, 0xdb, 0xe7, 0xef, 0x17, 0x00, 0x00, 0x00,
+    ];
+    let authed = authed();
+    for coding in ["gzip", "identity, gzip", "br"] {
+        let mut headers = hdrs(&authed);
+        headers.push(("content-encoding", coding));
+        let res = gw.post(ROUTE_PATH, &headers, gzipped);
+        assert_eq!(res.status, 415, "{coding}");
+        assert_eq!(
+            res.json,
+            json!({"ok": false, "code": "unsupported_media_type", "error": "Unsupported Content-Encoding"})
+        );
+        assert_eq!(res.header("accept-encoding"), Some("identity"));
+        assert_common_headers(&res);
+    }
+    let mut headers = hdrs(&authed);
+    headers.push(("content-encoding", "identity"));
+    let res = gw.post(ROUTE_PATH, &headers, br#"{"action":"list_flows"}"#);
+    assert_eq!(res.status, 200, "identity is no coding at all");
+}
+
+#[test]
+fn rejections_before_authentication_do_not_name_the_route() {
+    let config = gateway_config(
+        json!({"routes": {"internal-billing-7": route(json!({
+            "path": "/hooks/in",
+            "limits": {"rateLimitMaxRequests": 4, "maxBodyBytes": 64}
+        }))}}),
+        json!({}),
+    );
+    let gw = Gateway::start(&config);
+    let list = br#"{"action":"list_flows"}"#;
+    let wrong = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer wrong"),
+    ];
+    let text = [
+        ("content-type", "text/plain"),
+        ("authorization", "Bearer wrong"),
+    ];
+    let refusals = [
+        gw.request("GET", "/hooks/in", &wrong, b""),
+        gw.post("/hooks/in", &text, list),
+        gw.post("/hooks/in", &wrong, list),
+    ];
+    for res in &refusals {
+        assert!(
+            res.json.get("routeId").is_none() && !res.text.contains("internal-billing-7"),
+            "{} names the route: {}",
+            res.status,
+            res.text
+        );
+    }
+    let statuses: Vec<u16> = refusals.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [405, 415, 401]);
+
+    // After authentication the route is named, as in every action answer.
+    let authed = authed();
+    let authed = hdrs(&authed);
+    let too_large = gw.post("/hooks/in", &authed, &[b' '; 65]);
+    assert_eq!(too_large.status, 413);
+    assert_eq!(too_large.json["routeId"], "internal-billing-7");
+    let invalid = gw.post("/hooks/in", &authed, br#"{"action":"nope"}"#);
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.json["routeId"], "internal-billing-7");
+
+    // The fifth request the limit counts (the 405 is not) is refused
+    // before the secret.
+    let limited = gw.post("/hooks/in", &authed, list);
+    assert_eq!(limited.status, 429);
+    assert!(limited.json.get("routeId").is_none(), "{}", limited.text);
 }
 
 #[test]
@@ -121,7 +204,7 @@ fn missing_and_wrong_secrets_get_the_same_401_and_change_nothing() {
         assert_eq!(res.header("www-authenticate"), Some("Bearer"));
         assert_eq!(
             res.json,
-            json!({"ok": false, "routeId": "zapier", "code": "unauthorized", "error": "unauthorized"})
+            json!({"ok": false, "code": "unauthorized", "error": "unauthorized"})
         );
         assert!(!res.text.contains(SECRET));
     }
@@ -280,6 +363,9 @@ fn schema_failures_list_every_issue_with_the_first_as_error() {
         json!("x"),
         json!(null),
         json!({"action": "nope"}),
+        json!({"action": " list_flows "}),
+        json!({"action": "LIST_FLOWS"}),
+        json!({"action": "create_flow", "goal": "g", "status": "queued "}),
     ] {
         let res = gw.action(body.clone());
         assert_eq!(res.status, 400, "{body}");

@@ -34,7 +34,7 @@ fn the_first_refusal_is_request_max_plus_one_with_retry_after() {
     assert_eq!(res.status, 429);
     assert_eq!(
         res.json,
-        json!({"ok": false, "routeId": "zapier", "code": "rate_limited", "error": "Too Many Requests"})
+        json!({"ok": false, "code": "rate_limited", "error": "Too Many Requests"})
     );
     let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");

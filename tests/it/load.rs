@@ -190,14 +190,27 @@ fn under_concurrent_load_each_forwarded_client_gets_exactly_its_own_max() {
 /// once the server has admitted or refused it: an admitted one holds its
 /// in-flight slot until the rest of its body is sent. A reader thread
 /// reports its response on `done`. Returns the stream to finish the body on.
-fn open_held(addr: SocketAddr, idx: usize, done: mpsc::Sender<(usize, Response)>) -> TcpStream {
+/// Starts a request that, once admitted, holds its slot until the rest of
+/// its body is sent; a refused one reports its refusal at once.
+fn open_held(
+    addr: SocketAddr,
+    idx: usize,
+    done: mpsc::Sender<(usize, Response)>,
+) -> Option<TcpStream> {
     let framing = format!("connection: close\r\ncontent-length: {}\r\n", LIST.len());
-    let stream = begin_request_until_continue(addr, &framing, &LIST.as_bytes()[..10]);
-    let mut reader = stream.try_clone().unwrap();
-    std::thread::spawn(move || {
-        let _ = done.send((idx, read_response(&mut reader)));
-    });
-    stream
+    match begin_request_expecting_continue(addr, &framing, &LIST.as_bytes()[..10]) {
+        Ok(stream) => {
+            let mut reader = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let _ = done.send((idx, read_response(&mut reader)));
+            });
+            Some(stream)
+        }
+        Err(refused) => {
+            let _ = done.send((idx, *refused));
+            None
+        }
+    }
 }
 
 #[test]
@@ -214,7 +227,7 @@ fn the_in_flight_limit_is_never_exceeded_under_concurrent_load() {
         // All connections open at once; each holds its slot, if it got
         // one, until the rest of its body is sent.
         let mut held: Vec<Option<TcpStream>> =
-            together(CONCURRENT, move |i| Some(open_held(addr, i, tx.clone())));
+            together(CONCURRENT, move |i| open_held(addr, i, tx.clone()));
         // Everyone beyond the limit is refused at once, while the admitted
         // still hold their slots.
         for _ in 0..CONCURRENT - MAX {

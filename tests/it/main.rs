@@ -8,6 +8,7 @@ mod support;
 mod actions;
 mod auth_and_guards;
 mod config_errors;
+mod connection;
 mod durability;
 mod idempotency;
 mod lifecycle;

@@ -1,8 +1,11 @@
 //! The action schemas: a parsed JSON body becomes a typed [`Action`], or a
 //! list of issues worded like the OpenClaw plugin's (zod) messages.
 //!
-//! Every member is strict (unknown keys are refused), strings are trimmed
-//! before their length is checked, and the trimmed value is what is used.
+//! Every member is strict (unknown keys are refused). Strings are trimmed
+//! before their length is checked and the trimmed value is what is used;
+//! the action name and enumerations match exactly (see `fields`).
+
+mod fields;
 
 use abi_stable::std_types::{ROption, RString};
 use jsoncfg::Issue;
@@ -10,7 +13,9 @@ use openclaw_ffi::records::{
     CreateFlow, Fail, Finish, FlowStatus, NotifyPolicy, RequestCancel, Resume, RunTask, SetWaiting,
     TaskRuntime, TaskStatus, TextPatch,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use self::fields::{issue, received, Fields};
 
 /// The exact message of the `run_task` cross-field rule.
 pub const RUNNING_ONLY_MESSAGE: &str =
@@ -75,7 +80,7 @@ pub fn parse(value: &Value) -> Result<Action, Vec<Issue>> {
             ),
         )]);
     };
-    let name = obj.get("action").and_then(Value::as_str).map(str::trim);
+    let name = obj.get("action").and_then(Value::as_str);
     let Some(name) = name.filter(|n| ACTIONS.contains(n)) else {
         return Err(vec![issue("action", unknown_action_message())]);
     };
@@ -241,14 +246,12 @@ fn run_task(f: &mut Fields<'_>) -> Option<Action> {
     });
     let started_at = f.opt_timestamp("startedAt");
     let last_event_at = f.opt_timestamp("lastEventAt");
-    let progress_present = f.obj.contains_key("progressSummary");
-    let progress_summary = f.nullable("progressSummary");
-    let running_only = ["startedAt", "lastEventAt"]
+    let running_only = ["startedAt", "lastEventAt", "progressSummary"]
         .iter()
-        .any(|k| f.obj.contains_key(*k))
-        || progress_present;
-    if f.issues.is_empty() && running_only && status != Some(TaskStatus::Running) {
-        f.issues.push(issue("status", RUNNING_ONLY_MESSAGE));
+        .any(|k| f.has(k));
+    let progress_summary = f.nullable("progressSummary");
+    if running_only && status != Some(TaskStatus::Running) {
+        f.cross_field_issue("status", RUNNING_ONLY_MESSAGE);
     }
     let opt = |s: Option<String>| s.map(RString::from).into();
     Some(Action::RunTask(RunTask {
@@ -271,263 +274,6 @@ fn run_task(f: &mut Fields<'_>) -> Option<Action> {
             _ => ROption::RNone,
         },
     }))
-}
-
-fn issue(path: &str, message: impl Into<String>) -> Issue {
-    Issue {
-        path: path.to_owned(),
-        message: message.into(),
-    }
-}
-
-/// Whether `v` holds a float with no fractional part within the range where
-/// JavaScript prints it as an integer.
-fn whole_float(n: &serde_json::Number) -> Option<serde_json::Number> {
-    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-    let f = n.as_f64().filter(|_| n.is_f64())?;
-    (f.fract() == 0.0 && f.abs() <= MAX_SAFE).then(|| {
-        if f < 0.0 {
-            serde_json::Number::from(f as i64)
-        } else {
-            serde_json::Number::from(f as u64)
-        }
-    })
-}
-
-fn has_whole_float(v: &Value) -> bool {
-    match v {
-        Value::Number(n) => whole_float(n).is_some(),
-        Value::Array(items) => items.iter().any(has_whole_float),
-        Value::Object(map) => map.values().any(has_whole_float),
-        _ => false,
-    }
-}
-
-fn whole_floats_to_integers(v: &mut Value) {
-    match v {
-        Value::Number(n) => {
-            if let Some(int) = whole_float(n) {
-                *n = int;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),
-        Value::Object(map) => map.values_mut().for_each(whole_floats_to_integers),
-        _ => {}
-    }
-}
-
-/// zod's name for a value's type.
-fn received(v: Option<&Value>) -> &'static str {
-    match v {
-        None => "undefined",
-        Some(Value::Null) => "null",
-        Some(Value::Bool(_)) => "boolean",
-        Some(Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Array(_)) => "array",
-        Some(Value::Object(_)) => "object",
-    }
-}
-
-/// Reads the fields of one action object, recording issues and which keys
-/// were read so that the rest can be refused as unknown.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    read: Vec<&'static str>,
-    issues: Vec<Issue>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(obj: &'a Map<String, Value>) -> Self {
-        Self {
-            obj,
-            read: vec!["action"],
-            issues: Vec::new(),
-        }
-    }
-
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
-        self.read.push(key);
-        self.obj.get(key)
-    }
-
-    fn expected(&mut self, key: &str, what: &str, v: Option<&Value>) {
-        self.issues.push(issue(
-            key,
-            format!("Invalid input: expected {what}, received {}", received(v)),
-        ));
-    }
-
-    fn trimmed(&mut self, key: &'static str, v: &str) -> Option<String> {
-        let t = v.trim();
-        if t.is_empty() {
-            self.issues.push(issue(
-                key,
-                "Too small: expected string to have >=1 characters",
-            ));
-            return None;
-        }
-        Some(t.to_owned())
-    }
-
-    /// A required non-empty string.
-    fn text(&mut self, key: &'static str) -> Option<String> {
-        match self.get(key) {
-            Some(Value::String(s)) => self.trimmed(key, s),
-            other => {
-                self.expected(key, "string", other);
-                None
-            }
-        }
-    }
-
-    /// An optional non-empty string.
-    fn opt_text(&mut self, key: &'static str) -> Option<String> {
-        match self.get(key) {
-            None => None,
-            Some(Value::String(s)) => self.trimmed(key, s),
-            other => {
-                self.expected(key, "string", other);
-                None
-            }
-        }
-    }
-
-    /// An optional string that may be `null` to clear.
-    fn nullable(&mut self, key: &'static str) -> TextPatch {
-        match self.get(key) {
-            None => TextPatch::Keep,
-            Some(Value::Null) => TextPatch::Clear,
-            Some(Value::String(s)) => self
-                .trimmed(key, s)
-                .map_or(TextPatch::Keep, |s| TextPatch::Set(s.into())),
-            other => {
-                self.expected(key, "string", other);
-                TextPatch::Keep
-            }
-        }
-    }
-
-    /// Any JSON value, `null` included, as JSON text. Whole numbers written
-    /// as floats (`1.0`, `1e3`) are stored as integers, as a JavaScript
-    /// client reading them back would see them.
-    fn json(&mut self, key: &'static str) -> ROption<RString> {
-        match self.get(key) {
-            None => ROption::RNone,
-            Some(v) if has_whole_float(v) => {
-                let mut v = v.clone();
-                whole_floats_to_integers(&mut v);
-                ROption::RSome(v.to_string().into())
-            }
-            Some(v) => ROption::RSome(v.to_string().into()),
-        }
-    }
-
-    fn opt_bool(&mut self, key: &'static str) -> Option<bool> {
-        match self.get(key) {
-            None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            other => {
-                self.expected(key, "boolean", other);
-                None
-            }
-        }
-    }
-
-    /// A required non-negative safe integer.
-    fn revision(&mut self, key: &'static str) -> Option<u64> {
-        let v = self.get(key);
-        self.integer(key, v)
-    }
-
-    fn opt_timestamp(&mut self, key: &'static str) -> Option<u64> {
-        match self.get(key) {
-            None => None,
-            v => self.integer(key, v),
-        }
-    }
-
-    fn integer(&mut self, key: &'static str, v: Option<&Value>) -> Option<u64> {
-        const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-        let Some(n) = v
-            .and_then(Value::as_f64)
-            .filter(|_| v.is_some_and(Value::is_number))
-        else {
-            self.expected(key, "number", v);
-            return None;
-        };
-        if n.fract() != 0.0 {
-            self.expected(key, "int", v);
-            None
-        } else if n < 0.0 {
-            self.issues
-                .push(issue(key, "Too small: expected number to be >=0"));
-            None
-        } else if n > MAX_SAFE {
-            self.issues
-                .push(issue(key, "Too big: expected int to be <=9007199254740991"));
-            None
-        } else {
-            Some(n as u64)
-        }
-    }
-
-    fn choice<T: Copy>(
-        &mut self,
-        key: &'static str,
-        options: &[T],
-        name: fn(T) -> &'static str,
-    ) -> Option<T> {
-        let v = self.get(key);
-        let found = v
-            .and_then(Value::as_str)
-            .and_then(|s| options.iter().copied().find(|o| name(*o) == s.trim()));
-        if found.is_none() {
-            let list: Vec<String> = options
-                .iter()
-                .map(|o| format!("\"{}\"", name(*o)))
-                .collect();
-            self.issues.push(issue(
-                key,
-                format!("Invalid option: expected one of {}", list.join("|")),
-            ));
-        }
-        found
-    }
-
-    fn opt_choice<T: Copy>(
-        &mut self,
-        key: &'static str,
-        options: &[T],
-        name: fn(T) -> &'static str,
-    ) -> Option<T> {
-        if self.obj.contains_key(key) {
-            self.choice(key, options, name)
-        } else {
-            self.read.push(key);
-            None
-        }
-    }
-
-    fn finish(mut self, action: Option<Action>) -> Result<Action, Vec<Issue>> {
-        let unknown: Vec<String> = self
-            .obj
-            .keys()
-            .filter(|k| !self.read.contains(&k.as_str()))
-            .map(|k| format!("\"{k}\""))
-            .collect();
-        if !unknown.is_empty() {
-            let noun = if unknown.len() == 1 { "key" } else { "keys" };
-            self.issues.push(issue(
-                "",
-                format!("Unrecognized {noun}: {}", unknown.join(", ")),
-            ));
-        }
-        match action {
-            Some(a) if self.issues.is_empty() => Ok(a),
-            _ => Err(self.issues),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -592,6 +338,23 @@ mod tests {
     }
 
     #[test]
+    fn the_action_name_and_enumerations_match_exactly() {
+        for name in [" list_flows ", "list_flows ", "LIST_FLOWS", "List_flows"] {
+            let issues = parse(&json!({"action": name})).unwrap_err();
+            assert_eq!(issues[0].path, "action", "{name:?}");
+        }
+        assert_eq!(
+            first_error(json!({"action":"create_flow","goal":"g","status":" running"})),
+            "status: Invalid option: expected one of \"queued\"|\"running\"|\"waiting\"|\"blocked\""
+        );
+        assert_eq!(
+            first_error(json!({"action":"create_flow","goal":"g","notifyPolicy":"Silent"})),
+            "notifyPolicy: Invalid option: expected one of \"done_only\"|\"state_changes\"|\"silent\""
+        );
+        assert!(parse(&json!({"action":"create_flow","goal":" g ","status":"running"})).is_ok());
+    }
+
+    #[test]
     fn issues_name_the_field_and_follow_zod_wording() {
         assert_eq!(
             first_error(json!({"action":"create_flow"})),
@@ -604,10 +367,6 @@ mod tests {
         assert_eq!(
             first_error(json!({"action":"set_waiting","flowId":"f","expectedRevision":-1})),
             "expectedRevision: Too small: expected number to be >=0"
-        );
-        assert_eq!(
-            first_error(json!({"action":"set_waiting","flowId":"f","expectedRevision":1.5})),
-            "expectedRevision: Invalid input: expected int, received number"
         );
         assert_eq!(
             first_error(json!({"action":"run_task","flowId":"f","runtime":"cli","task":"t"})),

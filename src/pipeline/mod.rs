@@ -1,0 +1,257 @@
+//! The request pipeline, in the OpenClaw order: route, method, rate limit,
+//! content type (and coding), in-flight limit, secret, body, schema, then
+//! the action. The checks before the body run in `admit`, from [`handle`]
+//! or, for a request that expects `100 Continue`, from [`expect`] before
+//! the body is invited. A panic anywhere below either becomes a JSON 500.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_http::Request;
+use actix_web::body::BoxBody;
+use actix_web::dev::{
+    fn_service, RequestHead, Response, ServiceFactory, ServiceRequest, ServiceResponse,
+};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::Method;
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::actions::{self, Answer, Key};
+use crate::auth::presented_secret;
+use crate::body;
+use crate::connection::Connection;
+use crate::error::{ApiError, Code};
+use crate::idempotency;
+use crate::limits::InFlightGuard;
+use crate::paths::request_path;
+use crate::request::{self, Action};
+use crate::response;
+use crate::routes::{AppState, Route};
+
+/// The application every worker serves: every path goes to [`handle`].
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(state).default_service(web::to(handle))
+}
+
+/// Every request lands here. A panic anywhere below becomes a JSON 500 and
+/// the server keeps serving.
+///
+/// A response sent before the request's body was read to its end closes the
+/// connection, and nothing pipelined behind the request runs: the server
+/// does no work for a body it will not use, and a client cannot have a
+/// refused request followed by one that runs as if nothing happened.
+pub async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answer = match CatchUnwind(Box::pin(dispatch(&req, payload, &state))).await {
+        Ok(answer) => answer,
+        Err(()) => Outgoing::closing(response::failure(None, &ApiError::new(Code::InternalError))),
+    };
+    if answer.close {
+        closing(req.conn_data::<Connection>(), answer.response).await
+    } else {
+        answer.response
+    }
+}
+
+/// Makes `res` the last response on its connection: marked `Connection:
+/// close`, and returned once nothing queued behind it on the connection
+/// will run.
+async fn closing(conn: Option<&Connection>, mut res: HttpResponse) -> HttpResponse {
+    if let Some(conn) = conn {
+        conn.close().await;
+    }
+    response::close_connection(&mut res);
+    res
+}
+
+/// The service actix-http calls for a request that says `Expect:
+/// 100-continue`, before the body is invited: `100 Continue` goes out only
+/// when it returns the request. The checks before the body run here, so a
+/// refused client is answered at once and never invited to send its body;
+/// what they established travels on in the request's extensions.
+pub fn expect(
+    state: web::Data<AppState>,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = Response<BoxBody>,
+    InitError = (),
+> {
+    fn_service(move |req: Request| {
+        let state = state.clone();
+        async move { invite_or_refuse(req, &state).await }
+    })
+}
+
+async fn invite_or_refuse(req: Request, state: &AppState) -> Result<Request, Response<BoxBody>> {
+    let checked = std::panic::catch_unwind(AssertUnwindSafe(|| admit(state, req.head())));
+    let refusal = match checked {
+        Ok(Ok(admitted)) => {
+            req.extensions_mut().insert(admitted);
+            return Ok(req);
+        }
+        Ok(Err((route_id, err))) => response::failure(route_id, &err),
+        Err(_) => response::failure(None, &ApiError::new(Code::InternalError)),
+    };
+    Err(closing(req.conn_data::<Connection>(), refusal).await.into())
+}
+
+/// A response, and whether the connection must close after it.
+struct Outgoing {
+    response: HttpResponse,
+    close: bool,
+}
+
+impl Outgoing {
+    /// A response sent before the body was read to its end.
+    fn closing(response: HttpResponse) -> Self {
+        Self {
+            response,
+            close: true,
+        }
+    }
+}
+
+async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState) -> Outgoing {
+    // A request that asked to be invited was admitted before the invitation.
+    let invited = req.extensions_mut().remove::<Admitted>();
+    let admitted = match invited.map_or_else(|| admit(state, req.head()), Ok) {
+        Ok(admitted) => admitted,
+        Err((route_id, err)) => return Outgoing::closing(response::failure(route_id, &err)),
+    };
+    let route = &admitted.route;
+    let bytes = match body::read(req.headers(), &mut payload, &route.limits).await {
+        Ok(bytes) => bytes,
+        Err(err) => return Outgoing::closing(response::failure(Some(&route.id), &err)),
+    };
+    let answer = serve(route, req.headers(), &bytes).await;
+    Outgoing {
+        response: response::respond(Some(&route.id), &answer),
+        close: false,
+    }
+}
+
+/// A request that passed every check before its body; it holds its
+/// in-flight slot until dropped.
+struct Admitted {
+    route: Arc<Route>,
+    _slot: InFlightGuard,
+}
+
+/// The checks before the body is read, in order (the body's declared length
+/// is the first check of the body step); earlier failures never reach later
+/// checks.
+///
+/// A refusal names the route only once the caller has authenticated: before
+/// that, the caller learns no more than that the path exists, not the id
+/// the operator gave the route.
+fn admit<'s>(
+    state: &'s AppState,
+    head: &RequestHead,
+) -> Result<Admitted, (Option<&'s str>, ApiError)> {
+    let anonymous = |err| (None, err);
+    let path = request_path(head.uri.path());
+    let Some(route) = state.routes.get(&path) else {
+        return Err(anonymous(ApiError::new(Code::NotFound)));
+    };
+    if head.method != Method::POST {
+        return Err(anonymous(ApiError::new(Code::MethodNotAllowed)));
+    }
+    let headers = &head.headers;
+    let client = state
+        .proxy
+        .client_key(head.peer_addr.map(|a| a.ip()), headers);
+    route
+        .rate
+        .check(client, Instant::now())
+        .map_err(|wait| anonymous(ApiError::new(Code::RateLimited).retry_after(wait)))?;
+    body::check_media_type(headers).map_err(anonymous)?;
+    let slot = route.in_flight.acquire(client).ok_or_else(|| {
+        anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
+    })?;
+    if !route.secret.matches(presented_secret(headers)) {
+        return Err(anonymous(ApiError::new(Code::Unauthorized)));
+    }
+    body::check_declared_length(headers, &route.limits)
+        .map_err(|err| (Some(route.id.as_str()), err))?;
+    Ok(Admitted {
+        route: Arc::clone(route),
+        _slot: slot,
+    })
+}
+
+/// The checks after the body was read, then the action.
+async fn serve(route: &Route, headers: &HeaderMap, bytes: &[u8]) -> Answer {
+    let (action, key) = match parse(route, headers, bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => return err.into(),
+    };
+    actions::run(route, action, key).await
+}
+
+/// The body as an action, and a write's idempotency key, claimed as
+/// running for this request.
+fn parse(
+    route: &Route,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(Action, Option<Key>), ApiError> {
+    let value = body::parse_json(bytes)?;
+    let action = request::parse(&value).map_err(ApiError::invalid_request)?;
+    if !actions::writes(&action) {
+        // Reads are safe to repeat: a key on one is ignored.
+        return Ok((action, None));
+    }
+    let Some(key) = idempotency::presented_key(headers)? else {
+        if route.idempotency.required {
+            return Err(ApiError::new(Code::IdempotencyKeyRequired));
+        }
+        return Ok((action, None));
+    };
+    let fingerprint = idempotency::fingerprint(&value);
+    let marker = route.running.claim(&key, fingerprint)?;
+    let key = Key {
+        key,
+        fingerprint,
+        marker,
+    };
+    Ok((action, Some(key)))
+}
+
+/// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.
+/// The future is boxed so that pinning needs no unsafe projection.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
