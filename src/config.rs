@@ -10,7 +10,11 @@ use std::time::Duration;
 use jsoncfg::{join, Issue, Walker};
 use serde_json::Value;
 
+use crate::access::Access;
 use crate::auth::Secret;
+use crate::signing::SigningKey;
+
+mod access;
 
 /// Plain-string secrets shorter than this load with a warning.
 pub const WEAK_SECRET_CHARS: usize = 16;
@@ -32,24 +36,43 @@ pub struct RouteConfig {
     pub path: String,
     /// The TaskFlow owner session the route acts as.
     pub session_key: String,
-    pub secret: SecretInput,
+    /// Bearer secrets, 1 to 4, any of which matches; empty when the route
+    /// is authenticated by its signature only.
+    pub secrets: Vec<SecretInput>,
+    /// Standard Webhooks signing; with `secrets` as well, both are required.
+    pub signing: Option<SigningConfig>,
+    /// `allowFrom` (the route's, else the plugin-wide one) and `actions`.
+    pub access: Access,
     /// Default `controllerId` for `create_flow`.
     pub controller_id: String,
     pub description: Option<String>,
     pub limits: Limits,
 }
 
-/// Where a route's shared secret comes from.
+/// Where a route's secret comes from: a bearer [`Secret`] or a signing key.
 #[derive(Debug)]
-pub enum SecretInput {
+pub enum SecretInput<T = Secret> {
     /// Taken literally: no `${VAR}` expansion.
-    Plain(Secret),
+    Plain(T),
     /// Resolved once at startup through the Gateway's secret providers.
-    Ref {
-        source: String,
-        provider: String,
-        id: String,
-    },
+    Ref(SecretRef),
+}
+
+/// A secret held by one of the Gateway's providers.
+#[derive(Debug, Clone)]
+pub struct SecretRef {
+    pub source: String,
+    pub provider: String,
+    pub id: String,
+}
+
+/// A route's `signing` block (the Standard Webhooks scheme).
+#[derive(Debug)]
+pub struct SigningConfig {
+    /// 1 to 4 live keys, any of which may have signed a request.
+    pub secrets: Vec<SecretInput<SigningKey>>,
+    /// How far a request's timestamp may be from now, either side.
+    pub tolerance_secs: u64,
 }
 
 /// Per-route request limits. Each field says what happens when it is hit.
@@ -91,11 +114,14 @@ const LIMIT_KEYS: [&str; 6] = [
     "maxTrackedKeys",
 ];
 
-const ROUTE_KEYS: [&str; 7] = [
+const ROUTE_KEYS: [&str; 10] = [
     "enabled",
     "path",
     "sessionKey",
     "secret",
+    "signing",
+    "allowFrom",
+    "actions",
     "controllerId",
     "description",
     "limits",
@@ -122,8 +148,9 @@ pub fn parse(json: &str) -> Result<PluginConfig, Vec<Issue>> {
 }
 
 fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
-    let root = w.object("", value, &["routes", "limits", "workers"])?;
+    let root = w.object("", value, &["routes", "limits", "workers", "allowFrom"])?;
     let defaults = parse_limits(w, "limits", root.get("limits"), Limits::default());
+    let allow_from = access::parse_allow_from(w, "allowFrom", root.get("allowFrom"));
     let workers = w
         .integer("workers", root.get("workers"), 1, 64)
         .map(|n| n as usize)
@@ -132,7 +159,7 @@ fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
     if let Some(v) = root.get("routes") {
         if let Some(map) = w.map("routes", v) {
             for (id, route) in map {
-                if let Some(r) = parse_route(w, id, route, defaults) {
+                if let Some(r) = parse_route(w, id, route, defaults, allow_from.as_deref()) {
                     routes.push(r);
                 }
             }
@@ -146,7 +173,13 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<RouteConfig> {
+fn parse_route(
+    w: &mut Walker,
+    id: &str,
+    v: &Value,
+    defaults: Limits,
+    allow_from: Option<&[crate::client_ip::IpNet]>,
+) -> Option<RouteConfig> {
     let path = join("routes", id);
     if !valid_route_id(id) {
         w.issue(&path, "route id must match [A-Za-z0-9_-]{1,64}");
@@ -162,9 +195,8 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
     let session_path = join(&path, "sessionKey");
     let session_key = w.required(&session_path, obj.get("sessionKey"));
     let session_key = w.text(&session_path, session_key);
-    let secret_path = join(&path, "secret");
-    let secret = w.required(&secret_path, obj.get("secret"));
-    let secret = secret.and_then(|s| parse_secret(w, &secret_path, s));
+    let (secrets, signing) = access::parse_credentials(w, &path, obj);
+    let access = access::parse_access(w, &path, obj, allow_from);
     let controller_id = w
         .text(&join(&path, "controllerId"), obj.get("controllerId"))
         .unwrap_or_else(|| format!("webhooks/{id}"));
@@ -175,7 +207,9 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
         enabled,
         path: route_path,
         session_key: session_key?,
-        secret: secret?,
+        secrets,
+        signing,
+        access,
         controller_id,
         description,
         limits,
@@ -183,10 +217,20 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
 }
 
 fn parse_secret(w: &mut Walker, path: &str, v: &Value) -> Option<SecretInput> {
+    parse_secret_with(w, path, v, |w, path, s| {
+        w.text(path, Some(s)).map(Secret::new)
+    })
+}
+
+/// A string (read by `plain`) or a SecretRef object.
+fn parse_secret_with<T>(
+    w: &mut Walker,
+    path: &str,
+    v: &Value,
+    plain: impl FnOnce(&mut Walker, &str, &Value) -> Option<T>,
+) -> Option<SecretInput<T>> {
     if v.is_string() {
-        return w
-            .text(path, Some(v))
-            .map(|s| SecretInput::Plain(Secret::new(s)));
+        return plain(w, path, v).map(SecretInput::Plain);
     }
     if !v.is_object() {
         w.issue(
@@ -205,11 +249,11 @@ fn parse_secret(w: &mut Walker, path: &str, v: &Value) -> Option<SecretInput> {
     let id_path = join(path, "id");
     let id = w.required(&id_path, obj.get("id"));
     let id = w.text(&id_path, id);
-    Some(SecretInput::Ref {
+    Some(SecretInput::Ref(SecretRef {
         source: source?.to_owned(),
         provider: provider?,
         id: id?,
-    })
+    }))
 }
 
 fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> Limits {

@@ -9,7 +9,8 @@
 //! - [`routes`]: config plus the Gateway runtime become live routes.
 //! - [`server`]: the actix server, its lifecycle and the request pipeline.
 //! - [`auth`], [`client_ip`], [`limits`], [`body`]: the guards of the
-//!   pipeline, in that order of concern.
+//!   pipeline, in that order of concern; [`signing`]: Standard Webhooks
+//!   signatures; [`access`]: a route's `allowFrom` and `actions`.
 //! - [`request`]: the action schemas. [`actions`]: runs an action against
 //!   the bound TaskFlow; [`completion`] awaits its writes without blocking a
 //!   thread. [`views`]: what clients see of flows and tasks.
@@ -17,6 +18,7 @@
 //!   [`response`]: renders the envelope and common headers.
 //! - [`logging`]: forwards log records and panics to the Gateway.
 
+pub mod access;
 pub mod actions;
 pub mod auth;
 pub mod body;
@@ -31,6 +33,7 @@ pub mod request;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod signing;
 pub mod views;
 
 /// The id this plugin has under `plugins.entries`.

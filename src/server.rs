@@ -16,7 +16,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use parking_lot::Mutex;
 
 use crate::actions::{self, ActionResult, Plan};
-use crate::auth::presented_secret;
 use crate::body;
 use crate::completion;
 use crate::config::request_path;
@@ -151,6 +150,7 @@ async fn serve(
     let client = state
         .proxy
         .client_key(req.peer_addr().map(|a| a.ip()), headers);
+    route.access.admit(client)?;
     route
         .rate
         .check(client, Instant::now())
@@ -162,12 +162,13 @@ async fn serve(
         .in_flight
         .acquire(client)
         .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
-    if !route.secret.matches(presented_secret(headers)) {
-        return Err(ApiError::new(Code::Unauthorized));
-    }
+    route.authenticate(headers)?;
     let bytes = body::read(headers, &mut payload, &route.limits).await?;
+    // The verified `webhook-id` is the sender's stable message id.
+    let _signed = route.verify_signature(headers, &bytes)?;
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
+    route.access.permit(&action)?;
     actions::check_child_session(&route.session_key, &action)?;
     match actions::plan(action, &route.controller_id) {
         Plan::Read(read) => actions::read(&route.flows, read),
