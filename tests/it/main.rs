@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access;
 mod actions;
 mod auth_and_guards;
 mod config_errors;
@@ -13,3 +14,4 @@ mod lifecycle;
 mod limits;
 mod load;
 mod secrets;
+mod signing;
