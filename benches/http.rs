@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "bench-secret-0123456789abcdef";
+/// The signing key of `/hooks/signed` (same session as `/hooks/bench`).
+const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WORKERS: usize = 2;
 
 fn main() {
@@ -52,6 +54,14 @@ fn main() {
         "wrong-secret",
     );
     let ceiling_req = post("/ceiling", "{}", SECRET);
+    let signed_get = signed_request_bytes(
+        "/hooks/signed",
+        &format!(r#"{{"action":"get_flow","flowId":"{flow_id}"}}"#),
+    );
+    let signed_create = signed_request_bytes(
+        "/hooks/signed",
+        r#"{"action":"create_flow","goal":"benchmark create"}"#,
+    );
 
     println!("# HTTP benchmark: {conns} keep-alive connections, {seconds} s per scenario, {WORKERS} workers each side");
     let mut rows = Vec::new();
@@ -59,12 +69,16 @@ fn main() {
     rows.push(("ceiling: bare actix-web fixed JSON", ceiling.clone()));
     let get = run_load(gateway.addr, &get_flow, conns, duration, None, 200);
     rows.push(("get_flow", get.clone()));
+    let signed_get_stats = run_load(gateway.addr, &signed_get, conns, duration, None, 200);
+    rows.push(("get_flow (signed)", signed_get_stats.clone()));
     rows.push((
         "list_flows (1,000 flows)",
         run_load(gateway.addr, &list, conns, duration, None, 200),
     ));
     let create_stats = run_load(gateway.addr, &create_req, conns, duration, None, 200);
     rows.push(("create_flow (durable)", create_stats.clone()));
+    let signed_create_stats = run_load(gateway.addr, &signed_create, conns, duration, None, 200);
+    rows.push(("create_flow (signed, durable)", signed_create_stats.clone()));
     rows.push((
         "wrong secret (401)",
         run_load(gateway.addr, &wrong, conns, duration, None, 401),
@@ -82,6 +96,12 @@ fn main() {
             s.errors
         );
     }
+    println!();
+    println!(
+        "signed / bearer: get_flow {:.2}, create_flow {:.2}",
+        signed_get_stats.rps / get.rps,
+        signed_create_stats.rps / create_stats.rps
+    );
 
     println!();
     println!(
@@ -194,7 +214,10 @@ impl Gateway {
                     "limits": limits,
                     "routes": {
                         "bench": {"path": "/hooks/bench", "sessionKey": "agent:bench:main", "secret": SECRET},
-                        "list": {"path": "/hooks/list", "sessionKey": "agent:bench:list", "secret": SECRET}
+                        "list": {"path": "/hooks/list", "sessionKey": "agent:bench:list", "secret": SECRET},
+                        "signed": {"path": "/hooks/signed", "sessionKey": "agent:bench:main", "signing": {
+                            "scheme": "standard-webhooks", "secrets": [SIGNING_KEY], "toleranceSec": 3600
+                        }}
                     }
                 }}}
             }
@@ -247,6 +270,23 @@ impl Drop for Gateway {
 fn request_bytes(path: &str, body: &str, secret: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAuthorization: Bearer {secret}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A request signed now with [`SIGNING_KEY`] (the same bytes are resent
+/// throughout the run, well within the route's tolerance).
+fn signed_request_bytes(path: &str, body: &str) -> Vec<u8> {
+    use openclaw_webhooks::signing::{sign, SigningKey};
+    let key = SigningKey::parse(SIGNING_KEY).expect("signing key");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signature = sign(&key, "msg_bench", ts, body.as_bytes());
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nwebhook-id: msg_bench\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
