@@ -97,11 +97,28 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "signed / bearer: get_flow {:.2}, create_flow {:.2}",
-        signed_get_stats.rps / get.rps,
-        signed_create_stats.rps / create_stats.rps
-    );
+    println!("| signed / bearer twin | req/s, back to back | req/s, interleaved | Gateway CPU µs per request, bearer → signed |");
+    println!("|---|---:|---:|---:|");
+    for (name, bearer, signed, back_to_back) in [
+        (
+            "get_flow",
+            &get_flow,
+            &signed_get,
+            signed_get_stats.rps / get.rps,
+        ),
+        (
+            "create_flow",
+            &create_req,
+            &signed_create,
+            signed_create_stats.rps / create_stats.rps,
+        ),
+    ] {
+        let t = interleaved(&gateway, bearer, signed, conns, duration);
+        println!(
+            "| {name} | {back_to_back:.2} | {:.2} | {:.1} → {:.1} |",
+            t.rps_ratio, t.cpu_us_a, t.cpu_us_b
+        );
+    }
 
     println!();
     println!(
@@ -137,6 +154,42 @@ fn main() {
         full_rss as f64 / 1024.0
     );
     drop(gateway);
+}
+
+struct Twins {
+    /// Throughput of `b` relative to `a`.
+    rps_ratio: f64,
+    /// Gateway CPU time (user + system) per request.
+    cpu_us_a: f64,
+    cpu_us_b: f64,
+}
+
+/// Runs `a` and `b` for `duration` each, in alternating slices (a b, b a,
+/// ...) so both see the same background load, and measures the Gateway's
+/// CPU time per request, which other processes on the machine barely move.
+fn interleaved(gateway: &Gateway, a: &[u8], b: &[u8], conns: usize, duration: Duration) -> Twins {
+    const ROUNDS: u32 = 6;
+    let slice = duration / ROUNDS;
+    // (req/s summed over slices, requests, CPU ticks) for a and b.
+    let mut sums = [(0.0, 0u64, 0u64); 2];
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let req = if side == 0 { a } else { b };
+            let before = gateway.cpu_ticks();
+            let s = run_load(gateway.addr, req, conns, slice, None, 200);
+            sums[side].0 += s.rps;
+            sums[side].1 += s.ok + s.errors;
+            sums[side].2 += gateway.cpu_ticks() - before;
+        }
+    }
+    let tick_us = 1e6 / 100.0; // USER_HZ
+    let per_request = |(_, n, ticks): (f64, u64, u64)| ticks as f64 * tick_us / n.max(1) as f64;
+    Twins {
+        rps_ratio: sums[1].0 / sums[0].0,
+        cpu_us_a: per_request(sums[0]),
+        cpu_us_b: per_request(sums[1]),
+    }
 }
 
 fn created_count(rows: &[(&str, Stats)]) -> usize {
@@ -246,6 +299,25 @@ impl Gateway {
             addr,
             _dir: dir,
         }
+    }
+
+    /// User plus system CPU time of the Gateway process, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name: state is the first, utime the 12th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        field(11) + field(12)
     }
 
     fn rss_kib(&self) -> u64 {

@@ -164,7 +164,8 @@ async fn serve(
         .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
     route.authenticate(headers)?;
     let bytes = body::read(headers, &mut payload, &route.limits).await?;
-    // The verified `webhook-id` is the sender's stable message id.
+    // The verified `webhook-id` is the sender's stable message id, the
+    // retry key of a signed request that carries no other.
     let _signed = route.verify_signature(headers, &bytes)?;
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
