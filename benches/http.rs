@@ -14,10 +14,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openclaw_webhooks::signing::{sign, SigningKey};
 use serde_json::{json, Value};
 use testkit::{gateway_config, post_json, Client, Gateway, SECRET};
 
 const WORKERS: usize = 2;
+/// The signing key of `/hooks/signed` (same session as `/hooks/bench`).
+const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn main() {
     let seconds: u64 = env_or("BENCH_SECONDS", 5);
@@ -51,22 +54,73 @@ fn main() {
         "wrong-secret",
     );
     let ceiling_req = post("/ceiling", "{}", SECRET);
+    let create_body = r#"{"action":"create_flow","goal":"benchmark create"}"#;
+    // A new idempotency key per request (each runs), and one key sent again
+    // and again (each after the first is a replay).
+    let keyed_create = Load::each(move |conn, seq| {
+        let key = format!("bench-{conn}-{seq}");
+        post_json(
+            "/hooks/bench",
+            SECRET,
+            &[("idempotency-key", &key)],
+            create_body,
+        )
+    });
+    let replay = post_json(
+        "/hooks/bench",
+        SECRET,
+        &[("idempotency-key", "bench-replayed")],
+        create_body,
+    );
+    let signed_get = signed(
+        "/hooks/signed",
+        "msg_bench_read",
+        &format!(r#"{{"action":"get_flow","flowId":"{flow_id}"}}"#),
+    );
+    // A signed write is keyed by its webhook-id: a new one per request.
+    let signed_create = Load::each(move |conn, seq| {
+        signed("/hooks/signed", &format!("msg_{conn}_{seq}"), create_body)
+    });
 
     println!("# HTTP benchmark: {conns} keep-alive connections, {seconds} s per scenario, {WORKERS} workers each side");
     let mut rows = Vec::new();
-    let ceiling = run_load(ceiling_addr, &ceiling_req, conns, duration, None, 200);
+    let same = |bytes: &[u8]| Load::Same(Arc::new(bytes.to_vec()));
+    let ceiling = run_load(
+        ceiling_addr,
+        &same(&ceiling_req),
+        conns,
+        duration,
+        None,
+        200,
+    );
     rows.push(("ceiling: bare actix-web fixed JSON", ceiling.clone()));
-    let get = run_load(gateway.addr, &get_flow, conns, duration, None, 200);
+    let get = run_load(gateway.addr, &same(&get_flow), conns, duration, None, 200);
     rows.push(("get_flow", get.clone()));
     rows.push((
-        "list_flows (1,000 flows)",
-        run_load(gateway.addr, &list, conns, duration, None, 200),
+        "get_flow (signed)",
+        run_load(gateway.addr, &same(&signed_get), conns, duration, None, 200),
     ));
-    let create_stats = run_load(gateway.addr, &create_req, conns, duration, None, 200);
+    rows.push((
+        "list_flows (1,000 flows)",
+        run_load(gateway.addr, &same(&list), conns, duration, None, 200),
+    ));
+    let create_stats = run_load(gateway.addr, &same(&create_req), conns, duration, None, 200);
     rows.push(("create_flow (durable)", create_stats.clone()));
     rows.push((
+        "create_flow (durable, Idempotency-Key)",
+        run_load(gateway.addr, &keyed_create, conns, duration, None, 200),
+    ));
+    rows.push((
+        "create_flow (durable, signed)",
+        run_load(gateway.addr, &signed_create, conns, duration, None, 200),
+    ));
+    rows.push((
+        "replay of a keyed create_flow",
+        run_load(gateway.addr, &same(&replay), conns, duration, None, 200),
+    ));
+    rows.push((
         "wrong secret (401)",
-        run_load(gateway.addr, &wrong, conns, duration, None, 401),
+        run_load(gateway.addr, &same(&wrong), conns, duration, None, 401),
     ));
     println!();
     println!("| scenario | req/s | ratio to ceiling | p50 ms | p99 ms | errors |");
@@ -92,10 +146,48 @@ fn main() {
         ("create_flow (durable)", &create_req, create_stats.rps, 200),
     ] {
         let target = max / 2.0;
-        let s = run_load(gateway.addr, req, conns, duration, Some(target), status);
+        let s = run_load(
+            gateway.addr,
+            &same(req),
+            conns,
+            duration,
+            Some(target),
+            status,
+        );
         println!(
             "| {name} | {target:.0} | {:.0} | {:.3} | {:.3} |",
             s.rps, s.p50_ms, s.p99_ms
+        );
+    }
+
+    // Throughput compared in alternating slices, so that both sides of a
+    // pair see the same background load on a shared machine; the Gateway's
+    // own CPU time per request moves little with that load.
+    println!();
+    println!("| pair (interleaved) | ratio of req/s | Gateway CPU µs per request |");
+    println!("|---|---:|---:|");
+    for (name, a, b) in [
+        (
+            "signed / bearer get_flow",
+            same(&get_flow),
+            same(&signed_get),
+        ),
+        (
+            "signed / bearer create_flow",
+            same(&create_req),
+            signed_create.clone(),
+        ),
+        (
+            "keyed / plain create_flow",
+            same(&create_req),
+            keyed_create.clone(),
+        ),
+        ("replay / get_flow", same(&get_flow), same(&replay)),
+    ] {
+        let t = interleaved(&gateway, &a, &b, conns, duration);
+        println!(
+            "| {name} | {:.2} | {:.1} → {:.1} |",
+            t.rps_ratio, t.cpu_us_a, t.cpu_us_b
         );
     }
 
@@ -120,6 +212,88 @@ fn main() {
         println!();
         println!("Gateway log (warnings and errors):\n{logs}");
     }
+}
+
+/// A request signed now with [`SIGNING_KEY`] under message id `id`.
+fn signed(path: &str, id: &str, body: &str) -> Vec<u8> {
+    let key = SigningKey::parse(SIGNING_KEY).expect("signing key");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signature = sign(&key, id, ts, body.as_bytes());
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nwebhook-id: {id}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// What each connection sends: the same bytes every time, or bytes made
+/// for each request from (connection, sequence number).
+#[derive(Clone)]
+enum Load {
+    Same(Arc<Vec<u8>>),
+    Each(Arc<dyn Fn(usize, u64) -> Vec<u8> + Send + Sync>),
+}
+
+impl Load {
+    fn each(make: impl Fn(usize, u64) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self::Each(Arc::new(make))
+    }
+}
+
+struct Pair {
+    /// Throughput of `b` relative to `a`.
+    rps_ratio: f64,
+    /// Gateway CPU time (user + system) per request.
+    cpu_us_a: f64,
+    cpu_us_b: f64,
+}
+
+/// Runs `a` and `b` for `duration` each, in alternating slices (a b, b a,
+/// ...), and measures the Gateway's CPU time per request.
+fn interleaved(gateway: &Gateway, a: &Load, b: &Load, conns: usize, duration: Duration) -> Pair {
+    const ROUNDS: u32 = 6;
+    let slice = duration / ROUNDS;
+    // (req/s summed over slices, requests, CPU ticks) for a and b.
+    let mut sums = [(0.0, 0u64, 0u64); 2];
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let load = if side == 0 { a } else { b };
+            let before = cpu_ticks(gateway.pid());
+            let s = run_load(gateway.addr, load, conns, slice, None, 200);
+            sums[side].0 += s.rps;
+            sums[side].1 += s.ok + s.errors;
+            sums[side].2 += cpu_ticks(gateway.pid()) - before;
+        }
+    }
+    let tick_us = 1e6 / 100.0; // USER_HZ
+    let per_request = |(_, n, ticks): (f64, u64, u64)| ticks as f64 * tick_us / n.max(1) as f64;
+    Pair {
+        rps_ratio: sums[1].0 / sums[0].0,
+        cpu_us_a: per_request(sums[0]),
+        cpu_us_b: per_request(sums[1]),
+    }
+}
+
+/// User plus system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is the first, utime the 12th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 fn created_count(rows: &[(&str, Stats)]) -> usize {
@@ -176,7 +350,10 @@ fn bench_config() -> Value {
             },
             "routes": {
                 "bench": route("/hooks/bench", "agent:bench:main"),
-                "list": route("/hooks/list", "agent:bench:list")
+                "list": route("/hooks/list", "agent:bench:list"),
+                "signed": {"path": "/hooks/signed", "sessionKey": "agent:bench:main", "signing": {
+                    "scheme": "standard-webhooks", "secrets": [SIGNING_KEY], "toleranceSec": 3600
+                }}
             }
         }),
         json!({"logging": {"level": "warn"}}),
@@ -235,19 +412,19 @@ struct Stats {
 /// total, each connection until `duration` has passed.
 fn run_load(
     addr: SocketAddr,
-    req: &[u8],
+    load: &Load,
     conns: usize,
     duration: Duration,
     rate: Option<f64>,
     expect: u16,
 ) -> Stats {
-    let req = Arc::new(req.to_vec());
     let started = Instant::now();
     let end = started + duration;
     let handles: Vec<_> = (0..conns)
-        .map(|_| {
-            let req = Arc::clone(&req);
+        .map(|conn| {
+            let load = load.clone();
             std::thread::spawn(move || {
+                let mut seq = 0u64;
                 let mut c = Client::new(addr);
                 let mut lat = Vec::with_capacity(1 << 16);
                 let (mut ok, mut errors) = (0u64, 0u64);
@@ -263,8 +440,18 @@ fn run_load(
                         }
                         next += iv;
                     }
+                    // Made before the clock starts: only the exchange is timed.
+                    let made;
+                    let req: &[u8] = match &load {
+                        Load::Same(bytes) => bytes,
+                        Load::Each(make) => {
+                            made = make(conn, seq);
+                            &made
+                        }
+                    };
+                    seq += 1;
                     let t = Instant::now();
-                    let status = c.send_status(&req);
+                    let status = c.send_status(req);
                     lat.push(t.elapsed().as_nanos() as u64);
                     if status == expect {
                         ok += 1;

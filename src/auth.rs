@@ -41,6 +41,36 @@ impl Secret {
     }
 }
 
+/// A route's live secrets (1 to 4, for rotation); any one matches.
+#[derive(Debug)]
+pub struct Secrets(Vec<Secret>);
+
+impl Secrets {
+    pub fn new(secrets: Vec<Secret>) -> Self {
+        Self(secrets)
+    }
+
+    /// The 0-based position of the secret `presented` equals, if any. The
+    /// presented value is digested once and compared against every slot
+    /// without stopping early, so timing reveals neither which slot matched
+    /// nor how many there are to try. An empty presented value never
+    /// matches.
+    pub fn matching_slot(&self, presented: &str) -> Option<usize> {
+        if presented.is_empty() {
+            return None;
+        }
+        let presented = digest(presented.as_bytes());
+        let mut found = None;
+        for (slot, secret) in self.0.iter().enumerate() {
+            let equal = bool::from(presented.ct_eq(&secret.digest)) && !secret.value.is_empty();
+            if equal && found.is_none() {
+                found = Some(slot);
+            }
+        }
+        found
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -132,5 +162,21 @@ mod tests {
         assert!(!s.matches(""));
         assert!(!Secret::new(String::new()).matches(""));
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn any_live_secret_matches_and_names_its_slot() {
+        let set = Secrets::new(vec![
+            Secret::new("old-secret-0123456789".into()),
+            Secret::new("new-secret-0123456789".into()),
+        ]);
+        assert_eq!(set.matching_slot("old-secret-0123456789"), Some(0));
+        assert_eq!(set.matching_slot("new-secret-0123456789"), Some(1));
+        assert_eq!(set.matching_slot("other"), None);
+        assert_eq!(set.matching_slot(""), None);
+        assert_eq!(
+            format!("{set:?}"),
+            "Secrets([Secret(<redacted>), Secret(<redacted>)])"
+        );
     }
 }

@@ -10,9 +10,14 @@ use std::time::Duration;
 use jsoncfg::{join, Issue, Walker};
 use serde_json::Value;
 
+use crate::access::Access;
 use crate::auth::Secret;
+use crate::client_ip::IpNet;
 use crate::idempotency::{parse_policy, Policy};
 use crate::paths::normalize_path;
+use crate::signing::SigningKey;
+
+mod access;
 
 /// Plain-string secrets shorter than this load with a warning.
 pub const WEAK_SECRET_CHARS: usize = 16;
@@ -34,7 +39,13 @@ pub struct RouteConfig {
     pub path: String,
     /// The TaskFlow owner session the route acts as.
     pub session_key: String,
-    pub secret: SecretInput,
+    /// Bearer secrets, 1 to 4, any of which matches; empty when the route
+    /// is authenticated by its signature only.
+    pub secrets: Vec<SecretInput>,
+    /// Standard Webhooks signing; with `secrets` as well, both are required.
+    pub signing: Option<SigningConfig>,
+    /// `allowFrom` (the route's, else the plugin-wide one) and `actions`.
+    pub access: Access,
     /// Default `controllerId` for `create_flow`.
     pub controller_id: String,
     pub description: Option<String>,
@@ -42,17 +53,30 @@ pub struct RouteConfig {
     pub idempotency: Policy,
 }
 
-/// Where a route's shared secret comes from.
+/// Where a route's secret comes from: a bearer [`Secret`] or a signing key.
 #[derive(Debug)]
-pub enum SecretInput {
+pub enum SecretInput<T = Secret> {
     /// Taken literally: no `${VAR}` expansion.
-    Plain(Secret),
+    Plain(T),
     /// Resolved once at startup through the Gateway's secret providers.
-    Ref {
-        source: String,
-        provider: String,
-        id: String,
-    },
+    Ref(SecretRef),
+}
+
+/// A secret held by one of the Gateway's providers.
+#[derive(Debug, Clone)]
+pub struct SecretRef {
+    pub source: String,
+    pub provider: String,
+    pub id: String,
+}
+
+/// A route's `signing` block (the Standard Webhooks scheme).
+#[derive(Debug)]
+pub struct SigningConfig {
+    /// 1 to 4 live keys, any of which may have signed a request.
+    pub secrets: Vec<SecretInput<SigningKey>>,
+    /// How far a request's timestamp may be from now, either side.
+    pub tolerance_secs: u64,
 }
 
 /// Per-route request limits. Each field says what happens when it is hit.
@@ -94,16 +118,26 @@ const LIMIT_KEYS: [&str; 6] = [
     "maxTrackedKeys",
 ];
 
-const ROUTE_KEYS: [&str; 8] = [
+const ROUTE_KEYS: [&str; 11] = [
     "enabled",
     "path",
     "sessionKey",
     "secret",
+    "signing",
+    "allowFrom",
+    "actions",
     "controllerId",
     "description",
     "limits",
     "idempotency",
 ];
+
+/// What routes inherit from the plugin-wide config, field by field.
+struct Defaults {
+    limits: Limits,
+    allow_from: Option<Vec<IpNet>>,
+    idempotency: Policy,
+}
 
 /// Parses the plugin's config from its JSON text.
 ///
@@ -126,9 +160,16 @@ pub fn parse(json: &str) -> Result<PluginConfig, Vec<Issue>> {
 }
 
 fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
-    let root = w.object("", value, &["routes", "limits", "workers", "idempotency"])?;
-    let defaults = parse_limits(w, "limits", root.get("limits"), Limits::default());
-    let idempotency = parse_policy(w, "idempotency", root.get("idempotency"), Policy::default());
+    let root = w.object(
+        "",
+        value,
+        &["routes", "limits", "workers", "allowFrom", "idempotency"],
+    )?;
+    let defaults = Defaults {
+        limits: parse_limits(w, "limits", root.get("limits"), Limits::default()),
+        allow_from: access::parse_allow_from(w, "allowFrom", root.get("allowFrom")),
+        idempotency: parse_policy(w, "idempotency", root.get("idempotency"), Policy::default()),
+    };
     let workers = w
         .integer("workers", root.get("workers"), 1, 64)
         .map(|n| n as usize)
@@ -137,7 +178,7 @@ fn parse_value(w: &mut Walker, value: &Value) -> Option<PluginConfig> {
     if let Some(v) = root.get("routes") {
         if let Some(map) = w.map("routes", v) {
             for (id, route) in map {
-                if let Some(r) = parse_route(w, id, route, defaults, idempotency) {
+                if let Some(r) = parse_route(w, id, route, &defaults) {
                     routes.push(r);
                 }
             }
@@ -151,13 +192,7 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn parse_route(
-    w: &mut Walker,
-    id: &str,
-    v: &Value,
-    defaults: Limits,
-    idempotency: Policy,
-) -> Option<RouteConfig> {
+fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: &Defaults) -> Option<RouteConfig> {
     let path = join("routes", id);
     if !valid_route_id(id) {
         w.issue(&path, "route id must match [A-Za-z0-9_-]{1,64}");
@@ -173,26 +208,32 @@ fn parse_route(
     let session_path = join(&path, "sessionKey");
     let session_key = w.required(&session_path, obj.get("sessionKey"));
     let session_key = w.text(&session_path, session_key);
-    let secret_path = join(&path, "secret");
-    let secret = w.required(&secret_path, obj.get("secret"));
-    let secret = secret.and_then(|s| parse_secret(w, &secret_path, s));
+    let (secrets, signing) = access::parse_credentials(w, &path, obj);
+    let access = access::parse_access(w, &path, obj, defaults.allow_from.as_deref());
     let controller_id = w
         .text(&join(&path, "controllerId"), obj.get("controllerId"))
         .unwrap_or_else(|| format!("webhooks/{id}"));
     let description = w.text(&join(&path, "description"), obj.get("description"));
-    let limits = parse_limits(w, &join(&path, "limits"), obj.get("limits"), defaults);
+    let limits = parse_limits(
+        w,
+        &join(&path, "limits"),
+        obj.get("limits"),
+        defaults.limits,
+    );
     let idempotency = parse_policy(
         w,
         &join(&path, "idempotency"),
         obj.get("idempotency"),
-        idempotency,
+        defaults.idempotency,
     );
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
         path: route_path,
         session_key: session_key?,
-        secret: secret?,
+        secrets,
+        signing,
+        access,
         controller_id,
         description,
         limits,
@@ -201,10 +242,20 @@ fn parse_route(
 }
 
 fn parse_secret(w: &mut Walker, path: &str, v: &Value) -> Option<SecretInput> {
+    parse_secret_with(w, path, v, |w, path, s| {
+        w.text(path, Some(s)).map(Secret::new)
+    })
+}
+
+/// A string (read by `plain`) or a SecretRef object.
+fn parse_secret_with<T>(
+    w: &mut Walker,
+    path: &str,
+    v: &Value,
+    plain: impl FnOnce(&mut Walker, &str, &Value) -> Option<T>,
+) -> Option<SecretInput<T>> {
     if v.is_string() {
-        return w
-            .text(path, Some(v))
-            .map(|s| SecretInput::Plain(Secret::new(s)));
+        return plain(w, path, v).map(SecretInput::Plain);
     }
     if !v.is_object() {
         w.issue(
@@ -223,11 +274,11 @@ fn parse_secret(w: &mut Walker, path: &str, v: &Value) -> Option<SecretInput> {
     let id_path = join(path, "id");
     let id = w.required(&id_path, obj.get("id"));
     let id = w.text(&id_path, id);
-    Some(SecretInput::Ref {
+    Some(SecretInput::Ref(SecretRef {
         source: source?.to_owned(),
         provider: provider?,
         id: id?,
-    })
+    }))
 }
 
 fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> Limits {

@@ -18,6 +18,14 @@ pub enum Code {
     UnsupportedMediaType,
     InFlightLimited,
     Unauthorized,
+    /// A signed route's signature is missing, malformed or wrong.
+    InvalidSignature,
+    /// A correctly signed request whose timestamp is outside the tolerance.
+    StaleSignature,
+    /// The client address is outside the route's `allowFrom`.
+    Forbidden,
+    /// The action is outside the route's `actions`.
+    ActionForbidden,
     PayloadTooLarge,
     RequestTimeout,
     InvalidBody,
@@ -47,6 +55,10 @@ impl Code {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InFlightLimited => "in_flight_limited",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidSignature => "invalid_signature",
+            Self::StaleSignature => "stale_signature",
+            Self::Forbidden => "forbidden",
+            Self::ActionForbidden => "action_forbidden",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::InvalidBody => "invalid_body",
@@ -75,8 +87,8 @@ impl Code {
             | Self::InvalidRequest
             | Self::InvalidIdempotencyKey
             | Self::IdempotencyKeyRequired => 400,
-            Self::Unauthorized => 401,
-            Self::ChildSessionForbidden => 403,
+            Self::Unauthorized | Self::InvalidSignature | Self::StaleSignature => 401,
+            Self::Forbidden | Self::ActionForbidden | Self::ChildSessionForbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
@@ -105,6 +117,10 @@ impl Code {
             Self::RateLimited | Self::InFlightLimited => "Too Many Requests",
             Self::UnsupportedMediaType => "Unsupported Media Type",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidSignature => "invalid signature",
+            Self::StaleSignature => "signature timestamp is outside the allowed tolerance",
+            Self::Forbidden => "Forbidden",
+            Self::ActionForbidden => "action is not allowed on this route",
             Self::PayloadTooLarge => "Payload too large",
             Self::RequestTimeout => "Request body timeout",
             Self::InvalidBody => "invalid request body",

@@ -10,7 +10,8 @@
 //! - [`server`]: the actix server and its lifecycle; [`pipeline`]: the
 //!   request pipeline; [`connection`]: how a response closes its connection.
 //! - [`auth`], [`client_ip`], [`limits`], [`body`]: the guards of the
-//!   pipeline, in that order of concern.
+//!   pipeline, in that order of concern; [`signing`]: Standard Webhooks
+//!   signatures; [`access`]: a route's `allowFrom` and `actions`.
 //! - [`request`]: the action schemas. [`actions`]: runs an action against
 //!   the bound TaskFlow; [`completion`] awaits its writes without blocking a
 //!   thread. [`views`]: what clients see of flows and tasks.
@@ -18,6 +19,7 @@
 //!   [`response`]: renders the envelope and common headers.
 //! - [`logging`]: forwards log records and panics to the Gateway.
 
+pub mod access;
 pub mod actions;
 pub mod auth;
 pub mod body;
@@ -36,6 +38,7 @@ pub mod request;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod signing;
 pub mod texts;
 pub mod views;
 

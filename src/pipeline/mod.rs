@@ -21,7 +21,6 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::actions::{self, Answer, Key};
-use crate::auth::presented_secret;
 use crate::body;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
@@ -142,7 +141,18 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
         Ok(bytes) => bytes,
         Err(err) => return Outgoing::closing(response::failure(Some(&route.id), &err)),
     };
-    let answer = serve(route, req.headers(), &bytes).await;
+    // A signed route authenticates its caller by the signature over the raw
+    // body, before the body is parsed: a refusal does not name the route.
+    let signed = match route.verify_signature(req.headers(), &bytes) {
+        Ok(signed) => signed.map(|v| v.id.to_owned()),
+        Err(err) => {
+            return Outgoing {
+                response: response::failure(None, &err),
+                close: false,
+            }
+        }
+    };
+    let answer = serve(route, req.headers(), &bytes, signed).await;
     Outgoing {
         response: response::respond(Some(&route.id), &answer),
         close: false,
@@ -179,6 +189,8 @@ fn admit<'s>(
     let client = state
         .proxy
         .client_key(head.peer_addr.map(|a| a.ip()), headers);
+    // Refused addresses spend no rate-limit budget.
+    route.access.admit(client).map_err(anonymous)?;
     route
         .rate
         .check(client, Instant::now())
@@ -187,9 +199,7 @@ fn admit<'s>(
     let slot = route.in_flight.acquire(client).ok_or_else(|| {
         anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
-    if !route.secret.matches(presented_secret(headers)) {
-        return Err(anonymous(ApiError::new(Code::Unauthorized)));
-    }
+    route.authenticate(headers).map_err(anonymous)?;
     body::check_declared_length(headers, &route.limits)
         .map_err(|err| (Some(route.id.as_str()), err))?;
     Ok(Admitted {
@@ -199,28 +209,47 @@ fn admit<'s>(
 }
 
 /// The checks after the body was read, then the action.
-async fn serve(route: &Route, headers: &HeaderMap, bytes: &[u8]) -> Answer {
-    let (action, key) = match parse(route, headers, bytes) {
+async fn serve(
+    route: &Route,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    delivery_id: Option<String>,
+) -> Answer {
+    let (action, key) = match parse(route, headers, bytes, delivery_id) {
         Ok(parsed) => parsed,
         Err(err) => return err.into(),
     };
     actions::run(route, action, key).await
 }
 
-/// The body as an action, and a write's idempotency key, claimed as
-/// running for this request.
+/// The body as an action the route permits, and a write's idempotency key,
+/// claimed as running for this request. A signed delivery without a key
+/// header is keyed by its verified `webhook-id`, so a redelivery inside the
+/// signature's tolerance gets the first answer.
 fn parse(
     route: &Route,
     headers: &HeaderMap,
     bytes: &[u8],
+    delivery_id: Option<String>,
 ) -> Result<(Action, Option<Key>), ApiError> {
     let value = body::parse_json(bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
+    route.access.permit(&action)?;
     if !actions::writes(&action) {
         // Reads are safe to repeat: a key on one is ignored.
         return Ok((action, None));
     }
-    let Some(key) = idempotency::presented_key(headers)? else {
+    let presented = match idempotency::presented_key(headers)? {
+        Some(key) => Some(key),
+        None => match delivery_id {
+            Some(id) => {
+                idempotency::check_key(&id)?;
+                Some(id)
+            }
+            None => None,
+        },
+    };
+    let Some(key) = presented else {
         if route.idempotency.required {
             return Err(ApiError::new(Code::IdempotencyKeyRequired));
         }

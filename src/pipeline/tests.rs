@@ -17,7 +17,7 @@ use openclaw_ffi::runtime::{
 };
 
 use super::*;
-use crate::auth::Secret;
+use crate::auth::{Secret, Secrets};
 use crate::client_ip::ProxyPolicy;
 
 const SECRET: &str = "in-process-secret-0123";
@@ -82,13 +82,14 @@ impl BoundTaskFlow for FailingRuntime {
 }
 
 fn state() -> web::Data<AppState> {
-    let config = crate::config::parse(
+    let mut config = crate::config::parse(
         r#"{"routes":{"inproc":{"path":"/hook","sessionKey":"agent:main:main","secret":"in-process-secret-0123"}}}"#,
     )
     .unwrap();
     let route = Route::new(
-        &config.routes[0],
-        Secret::new(SECRET.into()),
+        config.routes.remove(0),
+        Some(Secrets::new(vec![Secret::new(SECRET.into())])),
+        None,
         BoundTaskFlow_TO::from_value(FailingRuntime, TD_Opaque),
     );
     web::Data::new(AppState {

@@ -21,7 +21,8 @@ use self::fields::{issue, received, Fields};
 pub const RUNNING_ONLY_MESSAGE: &str =
     "status must be running when startedAt, lastEventAt, or progressSummary is provided";
 
-const ACTIONS: [&str; 13] = [
+/// Every action name, in schema order.
+pub const ACTIONS: [&str; 13] = [
     "create_flow",
     "get_flow",
     "list_flows",
@@ -63,6 +64,27 @@ pub enum Action {
         flow_id: String,
     },
     RunTask(RunTask),
+}
+
+impl Action {
+    /// The action's name on the wire (one of [`ACTIONS`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateFlow(_) => "create_flow",
+            Self::GetFlow { .. } => "get_flow",
+            Self::ListFlows => "list_flows",
+            Self::FindLatestFlow => "find_latest_flow",
+            Self::ResolveFlow { .. } => "resolve_flow",
+            Self::GetTaskSummary { .. } => "get_task_summary",
+            Self::SetWaiting(_) => "set_waiting",
+            Self::ResumeFlow(_) => "resume_flow",
+            Self::FinishFlow(_) => "finish_flow",
+            Self::FailFlow(_) => "fail_flow",
+            Self::RequestCancel(_) => "request_cancel",
+            Self::CancelFlow { .. } => "cancel_flow",
+            Self::RunTask(_) => "run_task",
+        }
+    }
 }
 
 /// Validates a request body.

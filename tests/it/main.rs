@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access;
 mod actions;
 mod auth_and_guards;
 mod config_errors;
@@ -15,4 +16,5 @@ mod lifecycle;
 mod limits;
 mod load;
 mod secrets;
+mod signing;
 mod transcript;
