@@ -162,7 +162,7 @@ async fn serve(
         .in_flight
         .acquire(client)
         .ok_or_else(|| ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))?;
-    if !route.secret.matches(presented_secret(headers)) {
+    if !presented_secret(headers).is_some_and(|s| route.secret.matches(s)) {
         return Err(ApiError::new(Code::Unauthorized));
     }
     let bytes = body::read(headers, &mut payload, &route.limits).await?;

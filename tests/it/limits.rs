@@ -115,6 +115,30 @@ fn clients_behind_a_trusted_proxy_get_their_own_budgets() {
 }
 
 #[test]
+fn forwarded_lines_form_one_list_so_a_forged_first_line_is_not_the_key() {
+    let gw = Gateway::start(&behind_proxy(json!({"rateLimitMaxRequests": 2})));
+    let auth = format!("Bearer {SECRET}");
+    // Each request forges a new first line; the proxy appended its own line
+    // naming the real client, 203.0.113.1, whose budget of 2 they all share.
+    let statuses: Vec<u16> = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .map(|forged| {
+            let headers = [
+                ("content-type", "application/json"),
+                ("authorization", auth.as_str()),
+                ("x-forwarded-for", forged),
+                ("x-forwarded-for", "203.0.113.1"),
+            ];
+            gw.post(ROUTE_PATH, &headers, br#"{"action":"list_flows"}"#)
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    // Another client behind the same proxy keeps its own budget.
+    assert_eq!(statuses_for(&gw, &["203.0.113.2"]), [200]);
+}
+
+#[test]
 fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() {
     let gw = Gateway::start(&behind_proxy(
         json!({"rateLimitMaxRequests": 2, "maxTrackedKeys": 2}),
