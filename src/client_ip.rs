@@ -9,7 +9,7 @@
 //! usable client gets its own shared bucket rather than the proxy's address,
 //! so one misconfigured proxy cannot spend every client's budget.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::http::header::HeaderMap;
 
@@ -21,6 +21,23 @@ pub enum ClientKey {
     UnknownBehindProxy,
     /// No socket peer address was available.
     Unknown,
+}
+
+impl ClientKey {
+    /// The key limits count under: an IPv6 client stands for its whole
+    /// `/ipv6_prefix_bits` network, since one subscriber usually holds a
+    /// /64 or more and could otherwise take a fresh budget per address.
+    /// IPv4 clients and the shared keys are unchanged.
+    pub fn network(self, ipv6_prefix_bits: u8) -> Self {
+        match self {
+            ClientKey::Ip(IpAddr::V6(v6)) => {
+                let host_bits = 128u32.saturating_sub(u32::from(ipv6_prefix_bits));
+                let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+                ClientKey::Ip(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
+            }
+            other => other,
+        }
+    }
 }
 
 /// An IP address or CIDR block.
@@ -274,5 +291,27 @@ mod tests {
         assert_eq!(p.client_key(proxy, &once), ClientKey::Ip(ip("5.5.5.5")));
         let twice = headers(&[("x-real-ip", "6.6.6.6"), ("x-real-ip", "5.5.5.5")]);
         assert_eq!(p.client_key(proxy, &twice), ClientKey::UnknownBehindProxy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network() {
+        let key = |s: &str| ClientKey::Ip(ip(s));
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1").network(64),
+            key("2001:db8:1:2::")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1").network(64),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff").network(64)
+        );
+        assert_ne!(
+            key("2001:db8:1:2::1").network(64),
+            key("2001:db8:1:3::1").network(64)
+        );
+        assert_eq!(key("2001:db8:1:2::1").network(48), key("2001:db8:1::"));
+        assert_eq!(key("2001:db8::1").network(128), key("2001:db8::1"));
+        assert_eq!(key("2001:db8::1").network(0), key("::"));
+        assert_eq!(key("192.0.2.7").network(64), key("192.0.2.7"));
+        assert_eq!(ClientKey::Unknown.network(64), ClientKey::Unknown);
     }
 }

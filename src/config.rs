@@ -65,8 +65,12 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Time allowed to receive the whole body; then 408 `request_timeout`.
     pub body_timeout: Duration,
-    /// Clients tracked per route; beyond it new clients share one overflow bucket.
+    /// Clients the rate limiter tracks per route. A new client takes the
+    /// place of the oldest one that never authenticated; only when every
+    /// tracked client has authenticated do new ones share one overflow bucket.
     pub max_tracked_keys: usize,
+    /// IPv6 clients are keyed by their network of this many leading bits.
+    pub ipv6_prefix_bits: u8,
 }
 
 impl Default for Limits {
@@ -77,18 +81,20 @@ impl Default for Limits {
             max_in_flight: 8,
             max_body_bytes: 262_144,
             body_timeout: Duration::from_millis(15_000),
-            max_tracked_keys: 4096,
+            max_tracked_keys: 16_384,
+            ipv6_prefix_bits: 64,
         }
     }
 }
 
-const LIMIT_KEYS: [&str; 6] = [
+const LIMIT_KEYS: [&str; 7] = [
     "rateLimitWindowMs",
     "rateLimitMaxRequests",
     "maxInFlight",
     "maxBodyBytes",
     "bodyTimeoutMs",
     "maxTrackedKeys",
+    "ipv6PrefixBits",
 ];
 
 const ROUTE_KEYS: [&str; 7] = [
@@ -229,6 +235,8 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
         body_timeout: int("bodyTimeoutMs", 1, 600_000).map_or(base.body_timeout, ms),
         max_tracked_keys: int("maxTrackedKeys", 1, 1_000_000)
             .map_or(base.max_tracked_keys, |n| n as usize),
+        // Below /32 one key would stand for a whole provider's customers.
+        ipv6_prefix_bits: int("ipv6PrefixBits", 32, 128).map_or(base.ipv6_prefix_bits, |n| n as u8),
     }
 }
 
@@ -346,10 +354,14 @@ mod tests {
     #[test]
     fn route_limits_override_plugin_limits_field_by_field() {
         let c = parse(
-            r#"{"limits":{"maxInFlight":2,"rateLimitMaxRequests":5},
-                "routes":{"a":{"sessionKey":"s","secret":"x","limits":{"rateLimitMaxRequests":9}}}}"#,
+            r#"{"limits":{"maxInFlight":2,"rateLimitMaxRequests":5,"ipv6PrefixBits":48},
+                "routes":{"a":{"sessionKey":"s","secret":"x","limits":{"rateLimitMaxRequests":9}},
+                          "b":{"sessionKey":"s","secret":"x","limits":{"ipv6PrefixBits":128}}}}"#,
         )
         .unwrap();
+        assert_eq!(c.routes[0].limits.ipv6_prefix_bits, 48);
+        assert_eq!(c.routes[1].limits.ipv6_prefix_bits, 128);
+        assert_eq!(Limits::default().ipv6_prefix_bits, 64);
         let l = c.routes[0].limits;
         assert_eq!(l.max_in_flight, 2);
         assert_eq!(l.rate_limit_max_requests, 9);
@@ -362,7 +374,7 @@ mod tests {
             r#"{"routs":{},"routes":{
                 "bad id":{"sessionKey":"s","secret":"x"},
                 "b":{"secret":{"source":"vault","provider":"p","id":"i"},"extra":1},
-                "c":{"sessionKey":"s","secret":"x","limits":{"maxInFlight":0}}}}"#,
+                "c":{"sessionKey":"s","secret":"x","limits":{"maxInFlight":0,"ipv6PrefixBits":16}}}}"#,
         );
         assert_eq!(
             got,
@@ -373,6 +385,7 @@ mod tests {
                 "routes.b.sessionKey: is required",
                 "routes.b.secret.source: expected one of env, file, exec",
                 "routes.c.limits.maxInFlight: expected a whole number from 1 to 100000",
+                "routes.c.limits.ipv6PrefixBits: expected a whole number from 32 to 128",
             ]
         );
     }

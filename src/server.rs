@@ -150,7 +150,8 @@ async fn serve(
     let headers = req.headers();
     let client = state
         .proxy
-        .client_key(req.peer_addr().map(|a| a.ip()), headers);
+        .client_key(req.peer_addr().map(|a| a.ip()), headers)
+        .network(route.limits.ipv6_prefix_bits);
     route
         .rate
         .check(client, Instant::now())
@@ -165,6 +166,7 @@ async fn serve(
     if !presented_secret(headers).is_some_and(|s| route.secret.matches(s)) {
         return Err(ApiError::new(Code::Unauthorized));
     }
+    route.rate.authenticated(client, Instant::now());
     let bytes = body::read(headers, &mut payload, &route.limits).await?;
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
