@@ -28,7 +28,7 @@ pub struct RouteConfig {
     /// `[A-Za-z0-9_-]{1,64}`.
     pub id: String,
     pub enabled: bool,
-    /// Normalised (see [`normalize_path`]).
+    /// The key requests are matched by (see [`request_path`]).
     pub path: String,
     /// The TaskFlow owner session the route acts as.
     pub session_key: String,
@@ -161,10 +161,11 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
     let enabled = w
         .bool(&join(&path, "enabled"), obj.get("enabled"))
         .unwrap_or(true);
-    let route_path = w
-        .text(&join(&path, "path"), obj.get("path"))
-        .map(|p| normalize_path(&p))
-        .unwrap_or_else(|| format!("/plugins/webhooks/{id}"));
+    let path_path = join(&path, "path");
+    let route_path = match w.text(&path_path, obj.get("path")) {
+        Some(p) => route_path(w, &path_path, &p),
+        None => Some(format!("/plugins/webhooks/{id}")),
+    };
     let session_path = join(&path, "sessionKey");
     let session_key = w.required(&session_path, obj.get("sessionKey"));
     let session_key = w.text(&session_path, session_key);
@@ -179,7 +180,7 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: Limits) -> Option<
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
-        path: route_path,
+        path: route_path?,
         session_key: session_key?,
         secret: secret?,
         controller_id,
@@ -261,6 +262,37 @@ pub fn valid_route_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A configured path as the key requests are matched by, or an issue when
+/// no request could reach it.
+fn route_path(w: &mut Walker, at: &str, raw: &str) -> Option<String> {
+    match raw.chars().find(|c| !request_path_char(*c)) {
+        None => Some(request_path(raw)),
+        Some(c @ ('?' | '#')) => {
+            w.issue(
+                at,
+                format!("no request can reach it: a request's path ends at {c:?}"),
+            );
+            None
+        }
+        Some(c) => {
+            w.issue(
+                at,
+                format!(
+                    "no request can reach it: a request's path cannot carry {c:?} (write it percent-encoded, as clients send it)"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether a request's path can carry `c` as it is. The HTTP parser
+/// refuses the other characters (they must be percent-encoded), and `?`
+/// and `#` end the path.
+pub fn request_path_char(c: char) -> bool {
+    matches!(c, '!' | '"' | '$'..=';' | '=' | '@'..='_' | 'a'..='~')
+}
+
 /// Normalises a path the way both config and requests are matched: trimmed,
 /// a leading `/`, and one trailing `/` removed. Nothing else (no case
 /// folding, no `//` collapsing, no percent-decoding).
@@ -277,14 +309,16 @@ pub fn normalize_path(raw: &str) -> String {
     path
 }
 
-/// The route key of a request path: dot segments resolved as a URL parser
-/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+/// The route key of a path, requested or configured: rooted at `/`, dot
+/// segments resolved as a URL parser does (`/a/./b/../c` is `/a/c`), then
+/// [`normalize_path`].
 pub fn request_path(raw: &str) -> String {
     let has_dots = raw.split('/').any(|s| s == "." || s == "..");
     if !has_dots {
         return normalize_path(raw);
     }
-    let segments: Vec<&str> = raw.split('/').skip(1).collect();
+    let rooted = raw.strip_prefix('/').unwrap_or(raw);
+    let segments: Vec<&str> = rooted.split('/').collect();
     let mut out: Vec<&str> = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
@@ -349,6 +383,56 @@ mod tests {
         assert_eq!(request_path("/../.."), "/");
         assert_eq!(request_path("/a//b"), "/a//b");
         assert_eq!(request_path("/a/.b/c"), "/a/.b/c");
+    }
+
+    #[test]
+    fn configured_paths_resolve_dot_segments_like_request_paths() {
+        let c = parse(
+            r#"{"routes":{
+                "a":{"path":"/hooks/../plugins/webhooks/./a/","sessionKey":"s","secret":"x"},
+                "b":{"path":"plugins/x/../b","sessionKey":"s","secret":"x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].path, "/plugins/webhooks/a");
+        assert_eq!(c.routes[1].path, "/plugins/b");
+        assert_eq!(request_path("x/y/../z"), "/x/z");
+    }
+
+    #[test]
+    fn a_dot_segment_path_cannot_escape_the_duplicate_check() {
+        let got = issues(
+            r#"{"routes":{
+                "first":{"path":"/plugins/webhooks/shared","sessionKey":"s","secret":"x"},
+                "second":{"path":"/plugins/other/../webhooks/shared","sessionKey":"s","secret":"y"}}}"#,
+        );
+        assert_eq!(
+            got,
+            ["routes.second.path: conflicts with routes.first.path (/plugins/webhooks/shared)"]
+        );
+    }
+
+    #[test]
+    fn paths_no_request_can_reach_are_refused() {
+        let got = issues(
+            r#"{"routes":{
+                "q":{"path":"/hooks?x=1","sessionKey":"s","secret":"x"},
+                "f":{"path":"/hooks#top","sessionKey":"s","secret":"x"},
+                "u":{"path":"/h\u00fcks","sessionKey":"s","secret":"x"},
+                "sp":{"path":"/my hooks","sessionKey":"s","secret":"x"},
+                "lt":{"path":"/<hooks>","sessionKey":"s","secret":"x"},
+                "ok":{"path":"/h%C3%BCks/[a]{b}|c~d\"e\\f^g_!$&'()*+,;=:@","sessionKey":"s","secret":"x"}}}"#,
+        );
+        let clients = "(write it percent-encoded, as clients send it)";
+        assert_eq!(
+            got,
+            [
+                "routes.q.path: no request can reach it: a request's path ends at '?'".to_owned(),
+                "routes.f.path: no request can reach it: a request's path ends at '#'".to_owned(),
+                format!("routes.u.path: no request can reach it: a request's path cannot carry 'ü' {clients}"),
+                format!("routes.sp.path: no request can reach it: a request's path cannot carry ' ' {clients}"),
+                format!("routes.lt.path: no request can reach it: a request's path cannot carry '<' {clients}"),
+            ]
+        );
     }
 
     #[test]

@@ -102,3 +102,65 @@ fn json5_comments_and_trailing_commas_are_accepted() {
         out.stdout
     );
 }
+
+#[test]
+fn a_configured_path_is_keyed_like_a_request_path_dot_segments_included() {
+    let gw = Gateway::start(&gateway_config(
+        json!({"routes": {
+            "dots": route(json!({"path": "/hooks/../plugins/webhooks/dots/"})),
+            "odd": route(json!({"path": "/hooks/{a}|b^c%20d"}))
+        }}),
+        json!({}),
+    ));
+    let list = br#"{"action":"list_flows"}"#;
+    for path in [
+        "/plugins/webhooks/dots",
+        "/hooks/../plugins/webhooks/dots",
+        "/hooks/{a}|b^c%20d",
+    ] {
+        let res = gw.post(path, &hdrs(&authed()), list);
+        assert_eq!(res.status, 200, "{path}: {}", res.text);
+    }
+    let dup = gateway_config(
+        json!({"routes": {
+            "first": route(json!({"path": "/plugins/webhooks/shared"})),
+            "second": route(json!({"path": "/plugins/other/../webhooks/shared"}))
+        }}),
+        json!({}),
+    );
+    let out = Gateway::run_to_exit(&dup, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains(
+            "plugins.entries.webhooks.config.routes.second.path: conflicts with routes.first.path (/plugins/webhooks/shared)"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn configured_paths_no_request_can_reach_are_refused() {
+    let config = gateway_config(
+        json!({"routes": {
+            "query": route(json!({"path": "/hooks?token=1"})),
+            "accent": route(json!({"path": "/hööks"})),
+            "space": route(json!({"path": "/my hooks"}))
+        }}),
+        json!({}),
+    );
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let base = "plugins.entries.webhooks.config.routes";
+    for expected in [
+        format!("{base}.query.path: no request can reach it: a request's path ends at '?'"),
+        format!("{base}.accent.path: no request can reach it: a request's path cannot carry 'ö'"),
+        format!("{base}.space.path: no request can reach it: a request's path cannot carry ' '"),
+    ] {
+        assert!(
+            out.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
