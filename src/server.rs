@@ -21,6 +21,7 @@ use crate::body;
 use crate::completion;
 use crate::config::request_path;
 use crate::error::{ApiError, Code};
+use crate::logging;
 use crate::request;
 use crate::response;
 use crate::routes::{AppState, Route};
@@ -57,6 +58,15 @@ pub fn start(
             let system = actix_web::rt::System::new();
             let ready = tx.clone();
             let result = system.block_on(async move {
+                // Counts of records left out as client noise are logged as
+                // their periods end.
+                actix_web::rt::spawn(async {
+                    let mut tick = actix_web::rt::time::interval(logging::NOISE_PERIOD / 6);
+                    loop {
+                        tick.tick().await;
+                        logging::log_suppressed(false);
+                    }
+                });
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
@@ -106,6 +116,7 @@ impl Server {
             log::error!(target: "webhooks", "the server did not stop within the grace period");
         }
         drop(joiner);
+        logging::log_suppressed(true);
     }
 }
 
