@@ -83,7 +83,10 @@ fuzz_target!(|data: &[u8]| {
     let ambiguous = repeated("authorization") || repeated("x-openclaw-webhook-secret");
     match presented_secret(&headers) {
         Some(secret) => {
-            assert!(!ambiguous, "a repeated credential header presented {secret:?}");
+            assert!(
+                !ambiguous,
+                "a repeated credential header presented {secret:?}"
+            );
             assert_eq!(secret, secret.trim(), "the presented secret is not trimmed");
         }
         None => assert!(ambiguous, "a single credential header presented nothing"),

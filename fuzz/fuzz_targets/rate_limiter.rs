@@ -87,11 +87,13 @@ fn check_rate(window: Duration, max: u32, max_keys: usize, clients: usize, steps
         elapsed += delta(d);
         let now = base + elapsed;
         let k = usize::from(op & 0x7f) % clients;
-        let room =
-            limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
+        let room = limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
         let verdict = limiter.check(key(k), now);
 
-        assert!(limiter.tracked_keys() <= cap, "more keys tracked than {cap}");
+        assert!(
+            limiter.tracked_keys() <= cap,
+            "more keys tracked than {cap}"
+        );
         if let Err(wait) = verdict {
             assert!(wait <= window, "wait {wait:?} beyond window {window:?}");
             assert!(window.is_zero() || !wait.is_zero(), "zero wait");
@@ -131,8 +133,7 @@ fn check_rate(window: Duration, max: u32, max_keys: usize, clients: usize, steps
         forget_dropped(&limiter, &mut known, now, window);
 
         if op & 0x80 != 0 {
-            let room =
-                limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
+            let room = limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
             limiter.authenticated(key(k), now);
             match known.get_mut(&k) {
                 Some(m) => m.authenticated = true,
