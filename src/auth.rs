@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -83,30 +83,46 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 
 /// The secret a request presents, per the OpenClaw rules:
 ///
-/// 1. The first `Authorization` value, if it starts with `bearer ` (scheme
+/// 1. The `Authorization` value, if it starts with `bearer ` (scheme
 ///    matched case-insensitively, exactly one space): the rest, trimmed.
 ///    `Bearer` with an empty token yields an empty secret; the alternate
 ///    header is then not consulted.
-/// 2. Otherwise the first `x-openclaw-webhook-secret` value, trimmed.
+/// 2. Otherwise the `x-openclaw-webhook-secret` value, trimmed.
 ///
+/// `None` when either header comes on more than one line: two credentials
+/// are ambiguous, and picking one would let whoever added the other line
+/// decide which is checked. Such a request is refused like a wrong secret.
 /// Query strings and bodies are never consulted.
-pub fn presented_secret(headers: &HeaderMap) -> &str {
-    if let Some(auth) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+pub fn presented_secret(headers: &HeaderMap) -> Option<&str> {
+    let auth = single(headers, AUTHORIZATION.as_str())?;
+    let alternate = single(headers, SECRET_HEADER)?;
+    if let Some(auth) = auth.and_then(|v| v.to_str().ok()) {
         if auth.len() >= 7 && auth.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
-            return auth[7..].trim();
+            return Some(auth[7..].trim());
         }
     }
-    headers
-        .get(SECRET_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or("")
+    Some(
+        alternate
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or(""),
+    )
+}
+
+/// The one value of header `name`: `Some(None)` when absent, `None` when it
+/// comes on more than one line.
+fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<Option<&'h HeaderValue>> {
+    let mut lines = headers.get_all(name);
+    match (lines.next(), lines.next()) {
+        (first, None) => Some(first),
+        _ => None,
+    }
 }
 
 /// Builds a header map from name/value pairs (tests of every guard use it).
 #[cfg(test)]
 pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::http::header::HeaderName;
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
         map.append(
@@ -129,28 +145,55 @@ mod tests {
     fn bearer_scheme_is_case_insensitive_and_the_token_is_trimmed() {
         assert_eq!(
             presented_secret(&headers(&[("authorization", "bEaReR  tok ")])),
-            "tok"
+            Some("tok")
         );
     }
 
     #[test]
     fn bearer_takes_precedence_over_the_alternate_header() {
         let h = headers(&[("authorization", "Bearer a"), (SECRET_HEADER, "b")]);
-        assert_eq!(presented_secret(&h), "a");
+        assert_eq!(presented_secret(&h), Some("a"));
     }
 
     #[test]
     fn an_empty_bearer_token_does_not_fall_back() {
         let h = headers(&[("authorization", "Bearer   "), (SECRET_HEADER, "b")]);
-        assert_eq!(presented_secret(&h), "");
+        assert_eq!(presented_secret(&h), Some(""));
     }
 
     #[test]
     fn other_schemes_fall_back_to_the_alternate_header() {
         let h = headers(&[("authorization", "Basic abc"), (SECRET_HEADER, " b ")]);
-        assert_eq!(presented_secret(&h), "b");
+        assert_eq!(presented_secret(&h), Some("b"));
         let tab = headers(&[("authorization", "Bearer\tx")]);
-        assert_eq!(presented_secret(&tab), "");
+        assert_eq!(presented_secret(&tab), Some(""));
+        assert_eq!(presented_secret(&headers(&[])), Some(""));
+    }
+
+    #[test]
+    fn a_secret_header_on_two_lines_presents_no_secret() {
+        for name in ["authorization", SECRET_HEADER] {
+            let value = if name == SECRET_HEADER {
+                "tok"
+            } else {
+                "Bearer tok"
+            };
+            let same_twice = headers(&[(name, value), (name, value)]);
+            assert_eq!(presented_secret(&same_twice), None, "{name}");
+        }
+        // Either header repeated spoils the other too.
+        let h = headers(&[
+            ("authorization", "Bearer a"),
+            (SECRET_HEADER, "b"),
+            (SECRET_HEADER, "c"),
+        ]);
+        assert_eq!(presented_secret(&h), None);
+        let h = headers(&[
+            ("authorization", "Basic x"),
+            ("authorization", "Bearer a"),
+            (SECRET_HEADER, "b"),
+        ]);
+        assert_eq!(presented_secret(&h), None);
     }
 
     #[test]

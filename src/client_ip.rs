@@ -1,13 +1,15 @@
 //! Resolves the client a request comes from, for rate and in-flight keys.
 //!
 //! The socket peer is the client unless it is a trusted proxy. Behind a
-//! trusted proxy, `X-Forwarded-For` is walked right to left and the first hop
-//! that is not itself a trusted proxy is the client; `X-Real-IP` is used only
-//! when the Gateway enables it. A trusted proxy that names no usable client
-//! gets its own shared bucket rather than the proxy's address, so one
-//! misconfigured proxy cannot spend every client's budget.
+//! trusted proxy, every `X-Forwarded-For` line, in order, forms one list
+//! (a proxy may append its own line instead of extending the last one); the
+//! list is walked right to left and the first hop that is not itself a
+//! trusted proxy is the client. `X-Real-IP` is used only when the Gateway
+//! enables it, and only when it is sent once. A trusted proxy that names no
+//! usable client gets its own shared bucket rather than the proxy's address,
+//! so one misconfigured proxy cannot spend every client's budget.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::http::header::HeaderMap;
 
@@ -19,6 +21,23 @@ pub enum ClientKey {
     UnknownBehindProxy,
     /// No socket peer address was available.
     Unknown,
+}
+
+impl ClientKey {
+    /// The key limits count under: an IPv6 client stands for its whole
+    /// `/ipv6_prefix_bits` network, since one subscriber usually holds a
+    /// /64 or more and could otherwise take a fresh budget per address.
+    /// IPv4 clients and the shared keys are unchanged.
+    pub fn network(self, ipv6_prefix_bits: u8) -> Self {
+        match self {
+            ClientKey::Ip(IpAddr::V6(v6)) => {
+                let host_bits = 128u32.saturating_sub(u32::from(ipv6_prefix_bits));
+                let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+                ClientKey::Ip(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
+            }
+            other => other,
+        }
+    }
 }
 
 /// An IP address or CIDR block.
@@ -99,34 +118,50 @@ impl ProxyPolicy {
         if !self.is_trusted(peer) {
             return ClientKey::Ip(peer);
         }
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let hop = forwarded
-            .split(',')
-            .rev()
-            .filter_map(parse_hop)
-            .find(|ip| !self.is_trusted(*ip));
-        if let Some(ip) = hop {
+        if let Some(ip) = self.forwarded_client(headers) {
             return ClientKey::Ip(ip);
         }
         if self.allow_real_ip_fallback {
-            let real = headers
-                .get("x-real-ip")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_hop)
-                .filter(|ip| !self.is_trusted(*ip));
-            if let Some(ip) = real {
+            // Two lines mean someone besides the proxy set one: neither is
+            // believed.
+            let mut lines = headers.get_all("x-real-ip");
+            let real = match (lines.next(), lines.next()) {
+                (Some(only), None) => only.to_str().ok().and_then(parse_hop),
+                _ => None,
+            };
+            if let Some(ip) = real.filter(|ip| !self.is_trusted(*ip)) {
                 return ClientKey::Ip(ip);
             }
         }
         ClientKey::UnknownBehindProxy
     }
+
+    /// The client named by `X-Forwarded-For`, read as one list made of all
+    /// its lines in order. Walking from the right, trusted proxies are
+    /// passed and the first other address is the client. Empty elements
+    /// are skipped. An element that is not an address, or a line that is
+    /// not text, ends the walk with no client: everything to its left was
+    /// written by whoever wrote it, and believing it would let that sender
+    /// choose its own key.
+    fn forwarded_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
+        for line in headers.get_all("x-forwarded-for").rev() {
+            let text = line.to_str().ok()?;
+            for element in text.rsplit(',') {
+                if element.trim().is_empty() {
+                    continue;
+                }
+                let ip = parse_hop(element)?;
+                if !self.is_trusted(ip) {
+                    return Some(ip);
+                }
+            }
+        }
+        None
+    }
 }
 
-/// One `X-Forwarded-For` entry: an IP literal, optionally with a port
-/// (`1.2.3.4:5`, `[::1]:5`). Anything else is skipped.
+/// One `X-Forwarded-For` element: an IP literal, optionally with a port
+/// (`1.2.3.4:5`, `[::1]:5`).
 fn parse_hop(raw: &str) -> Option<IpAddr> {
     let s = raw.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
@@ -206,5 +241,77 @@ mod tests {
             with_real_ip.client_key(Some(ip("127.0.0.1")), &h),
             ClientKey::Ip(ip("5.5.5.5"))
         );
+    }
+
+    #[test]
+    fn every_forwarded_line_is_one_list_read_from_the_right() {
+        let p = policy(&["10.0.0.0/8"], false);
+        let proxy = Some(ip("10.0.0.1"));
+        // The client forged the first line; the proxy added its own.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "1.2.3.4"),
+        ]);
+        assert_eq!(p.client_key(proxy, &h), ClientKey::Ip(ip("1.2.3.4")));
+        // Trusted hops are passed across line boundaries; empty elements
+        // are skipped.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+            ("x-forwarded-for", "10.0.0.7,,"),
+            ("x-forwarded-for", " , 10.0.0.8"),
+        ]);
+        assert_eq!(p.client_key(proxy, &h), ClientKey::Ip(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn an_unreadable_forwarded_element_ends_the_walk_without_a_client() {
+        let p = policy(&["10.0.0.0/8"], false);
+        let proxy = Some(ip("10.0.0.1"));
+        for right in ["unknown", "1.2.3.4.5", "_hidden"] {
+            let h = headers(&[("x-forwarded-for", &format!("6.6.6.6, {right}"))]);
+            assert_eq!(
+                p.client_key(proxy, &h),
+                ClientKey::UnknownBehindProxy,
+                "{right}"
+            );
+            let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", right)]);
+            assert_eq!(
+                p.client_key(proxy, &h),
+                ClientKey::UnknownBehindProxy,
+                "{right} on its own line"
+            );
+        }
+    }
+
+    #[test]
+    fn a_real_ip_sent_twice_is_not_believed() {
+        let p = policy(&["127.0.0.1"], true);
+        let proxy = Some(ip("127.0.0.1"));
+        let once = headers(&[("x-real-ip", "5.5.5.5")]);
+        assert_eq!(p.client_key(proxy, &once), ClientKey::Ip(ip("5.5.5.5")));
+        let twice = headers(&[("x-real-ip", "6.6.6.6"), ("x-real-ip", "5.5.5.5")]);
+        assert_eq!(p.client_key(proxy, &twice), ClientKey::UnknownBehindProxy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network() {
+        let key = |s: &str| ClientKey::Ip(ip(s));
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1").network(64),
+            key("2001:db8:1:2::")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1").network(64),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff").network(64)
+        );
+        assert_ne!(
+            key("2001:db8:1:2::1").network(64),
+            key("2001:db8:1:3::1").network(64)
+        );
+        assert_eq!(key("2001:db8:1:2::1").network(48), key("2001:db8:1::"));
+        assert_eq!(key("2001:db8::1").network(128), key("2001:db8::1"));
+        assert_eq!(key("2001:db8::1").network(0), key("::"));
+        assert_eq!(key("192.0.2.7").network(64), key("192.0.2.7"));
+        assert_eq!(ClientKey::Unknown.network(64), ClientKey::Unknown);
     }
 }

@@ -14,7 +14,7 @@ use crate::access::Access;
 use crate::auth::Secret;
 use crate::client_ip::IpNet;
 use crate::idempotency::{parse_policy, Policy};
-use crate::paths::normalize_path;
+use crate::paths::{request_path_char, resolve_path};
 use crate::signing::SigningKey;
 
 mod access;
@@ -35,7 +35,8 @@ pub struct RouteConfig {
     /// `[A-Za-z0-9_-]{1,64}`.
     pub id: String,
     pub enabled: bool,
-    /// Normalised (see [`normalize_path`]).
+    /// Dot segments resolved and normalised (see [`resolve_path`]); requests
+    /// match it ASCII case-insensitively.
     pub path: String,
     /// The TaskFlow owner session the route acts as.
     pub session_key: String,
@@ -92,8 +93,12 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Time allowed to receive the whole body; then 408 `request_timeout`.
     pub body_timeout: Duration,
-    /// Clients tracked per route; beyond it new clients share one overflow bucket.
+    /// Clients the rate limiter tracks per route. A new client takes the
+    /// place of the oldest one that never authenticated; only when every
+    /// tracked client has authenticated do new ones share one overflow bucket.
     pub max_tracked_keys: usize,
+    /// IPv6 clients are keyed by their network of this many leading bits.
+    pub ipv6_prefix_bits: u8,
 }
 
 impl Default for Limits {
@@ -104,18 +109,20 @@ impl Default for Limits {
             max_in_flight: 8,
             max_body_bytes: 262_144,
             body_timeout: Duration::from_millis(15_000),
-            max_tracked_keys: 4096,
+            max_tracked_keys: 16_384,
+            ipv6_prefix_bits: 64,
         }
     }
 }
 
-const LIMIT_KEYS: [&str; 6] = [
+const LIMIT_KEYS: [&str; 7] = [
     "rateLimitWindowMs",
     "rateLimitMaxRequests",
     "maxInFlight",
     "maxBodyBytes",
     "bodyTimeoutMs",
     "maxTrackedKeys",
+    "ipv6PrefixBits",
 ];
 
 const ROUTE_KEYS: [&str; 11] = [
@@ -201,10 +208,11 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: &Defaults) -> Opti
     let enabled = w
         .bool(&join(&path, "enabled"), obj.get("enabled"))
         .unwrap_or(true);
-    let route_path = w
-        .text(&join(&path, "path"), obj.get("path"))
-        .map(|p| normalize_path(&p))
-        .unwrap_or_else(|| format!("/plugins/webhooks/{id}"));
+    let path_path = join(&path, "path");
+    let route_path = match w.text(&path_path, obj.get("path")) {
+        Some(p) => route_path(w, &path_path, &p),
+        None => Some(format!("/plugins/webhooks/{id}")),
+    };
     let session_path = join(&path, "sessionKey");
     let session_key = w.required(&session_path, obj.get("sessionKey"));
     let session_key = w.text(&session_path, session_key);
@@ -229,7 +237,7 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: &Defaults) -> Opti
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
-        path: route_path,
+        path: route_path?,
         session_key: session_key?,
         secrets,
         signing,
@@ -298,6 +306,8 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
         body_timeout: int("bodyTimeoutMs", 1, 600_000).map_or(base.body_timeout, ms),
         max_tracked_keys: int("maxTrackedKeys", 1, 1_000_000)
             .map_or(base.max_tracked_keys, |n| n as usize),
+        // Below /32 one key would stand for a whole provider's customers.
+        ipv6_prefix_bits: int("ipv6PrefixBits", 32, 128).map_or(base.ipv6_prefix_bits, |n| n as u8),
     }
 }
 
@@ -324,6 +334,30 @@ pub fn valid_route_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A configured path as the key requests are matched by, or an issue when
+/// no request could reach it.
+fn route_path(w: &mut Walker, at: &str, raw: &str) -> Option<String> {
+    match raw.chars().find(|c| !request_path_char(*c)) {
+        None => Some(resolve_path(raw)),
+        Some(c @ ('?' | '#')) => {
+            w.issue(
+                at,
+                format!("no request can reach it: a request's path ends at {c:?}"),
+            );
+            None
+        }
+        Some(c) => {
+            w.issue(
+                at,
+                format!(
+                    "no request can reach it: a request's path cannot carry {c:?} (write it percent-encoded, as clients send it)"
+                ),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -362,12 +396,66 @@ mod tests {
     }
 
     #[test]
-    fn route_limits_override_plugin_limits_field_by_field() {
+    fn configured_paths_resolve_dot_segments_like_request_paths() {
         let c = parse(
-            r#"{"limits":{"maxInFlight":2,"rateLimitMaxRequests":5},
-                "routes":{"a":{"sessionKey":"s","secret":"x","limits":{"rateLimitMaxRequests":9}}}}"#,
+            r#"{"routes":{
+                "a":{"path":"/hooks/../plugins/webhooks/./a/","sessionKey":"s","secret":"x"},
+                "b":{"path":"plugins/x/../b","sessionKey":"s","secret":"x"}}}"#,
         )
         .unwrap();
+        assert_eq!(c.routes[0].path, "/plugins/webhooks/a");
+        assert_eq!(c.routes[1].path, "/plugins/b");
+        assert_eq!(resolve_path("x/y/../z"), "/x/z");
+    }
+
+    #[test]
+    fn a_dot_segment_path_cannot_escape_the_duplicate_check() {
+        let got = issues(
+            r#"{"routes":{
+                "first":{"path":"/plugins/webhooks/shared","sessionKey":"s","secret":"x"},
+                "second":{"path":"/plugins/other/../webhooks/shared","sessionKey":"s","secret":"y"}}}"#,
+        );
+        assert_eq!(
+            got,
+            ["routes.second.path: conflicts with routes.first.path (/plugins/webhooks/shared)"]
+        );
+    }
+
+    #[test]
+    fn paths_no_request_can_reach_are_refused() {
+        let got = issues(
+            r#"{"routes":{
+                "q":{"path":"/hooks?x=1","sessionKey":"s","secret":"x"},
+                "f":{"path":"/hooks#top","sessionKey":"s","secret":"x"},
+                "u":{"path":"/h\u00fcks","sessionKey":"s","secret":"x"},
+                "sp":{"path":"/my hooks","sessionKey":"s","secret":"x"},
+                "lt":{"path":"/<hooks>","sessionKey":"s","secret":"x"},
+                "ok":{"path":"/h%C3%BCks/[a]{b}|c~d\"e\\f^g_!$&'()*+,;=:@","sessionKey":"s","secret":"x"}}}"#,
+        );
+        let clients = "(write it percent-encoded, as clients send it)";
+        assert_eq!(
+            got,
+            [
+                "routes.q.path: no request can reach it: a request's path ends at '?'".to_owned(),
+                "routes.f.path: no request can reach it: a request's path ends at '#'".to_owned(),
+                format!("routes.u.path: no request can reach it: a request's path cannot carry 'ü' {clients}"),
+                format!("routes.sp.path: no request can reach it: a request's path cannot carry ' ' {clients}"),
+                format!("routes.lt.path: no request can reach it: a request's path cannot carry '<' {clients}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn route_limits_override_plugin_limits_field_by_field() {
+        let c = parse(
+            r#"{"limits":{"maxInFlight":2,"rateLimitMaxRequests":5,"ipv6PrefixBits":48},
+                "routes":{"a":{"sessionKey":"s","secret":"x","limits":{"rateLimitMaxRequests":9}},
+                          "b":{"sessionKey":"s","secret":"x","limits":{"ipv6PrefixBits":128}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].limits.ipv6_prefix_bits, 48);
+        assert_eq!(c.routes[1].limits.ipv6_prefix_bits, 128);
+        assert_eq!(Limits::default().ipv6_prefix_bits, 64);
         let l = c.routes[0].limits;
         assert_eq!(l.max_in_flight, 2);
         assert_eq!(l.rate_limit_max_requests, 9);
@@ -380,7 +468,7 @@ mod tests {
             r#"{"routs":{},"routes":{
                 "bad id":{"sessionKey":"s","secret":"x"},
                 "b":{"secret":{"source":"vault","provider":"p","id":"i"},"extra":1},
-                "c":{"sessionKey":"s","secret":"x","limits":{"maxInFlight":0}}}}"#,
+                "c":{"sessionKey":"s","secret":"x","limits":{"maxInFlight":0,"ipv6PrefixBits":16}}}}"#,
         );
         assert_eq!(
             got,
@@ -391,6 +479,7 @@ mod tests {
                 "routes.b.sessionKey: is required",
                 "routes.b.secret.source: expected one of env, file, exec",
                 "routes.c.limits.maxInFlight: expected a whole number from 1 to 100000",
+                "routes.c.limits.ipv6PrefixBits: expected a whole number from 32 to 128",
             ]
         );
     }

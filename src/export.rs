@@ -30,6 +30,7 @@ pub fn get_library() -> PluginMod_Ref {
         build_info,
         check_config,
         start,
+        check_start,
     }
     .leak_into_prefix()
 }
@@ -59,22 +60,53 @@ fn build_info() -> BuildInfo {
 
 #[sabi_extern_fn]
 fn check_config(config_json: RStr<'_>) -> RResult<RVec<RString>, RVec<ConfigIssue>> {
-    let checked = catch_unwind(|| config::parse(config_json.as_str()));
-    match checked {
-        Ok(Ok(config)) => RResult::ROk(
+    let checked = catch_unwind(|| {
+        config::parse(config_json.as_str()).map(|config| {
             config
                 .routes
                 .iter()
                 .map(|r| {
-                    let state = if r.enabled { "" } else { " (disabled)" };
-                    format!(
-                        "route {}: POST {} -> session {}{state}",
-                        r.id, r.path, r.session_key
-                    )
-                    .into()
+                    let refs = r
+                        .secrets
+                        .iter()
+                        .any(|s| matches!(s, config::SecretInput::Ref(_)))
+                        || r.signing.as_ref().is_some_and(|s| {
+                            s.secrets
+                                .iter()
+                                .any(|s| matches!(s, config::SecretInput::Ref(_)))
+                        });
+                    if r.enabled && refs {
+                        format!(
+                            "{} (its SecretRefs are resolved only at start)",
+                            routes::describe(r)
+                        )
+                    } else {
+                        routes::describe(r)
+                    }
                 })
-                .collect(),
-        ),
+                .collect()
+        })
+    });
+    lines_or_issues(checked)
+}
+
+#[sabi_extern_fn]
+fn check_start(
+    runtime: RuntimeBox,
+    config_json: RStr<'_>,
+) -> RResult<RVec<RString>, RVec<ConfigIssue>> {
+    let checked = catch_unwind(AssertUnwindSafe(|| {
+        config::parse(config_json.as_str()).map(|config| routes::check(&runtime, config))
+    }));
+    lines_or_issues(checked)
+}
+
+/// A config check's outcome across the boundary: lines, or every issue.
+fn lines_or_issues(
+    checked: std::thread::Result<Result<Vec<String>, Vec<jsoncfg::Issue>>>,
+) -> RResult<RVec<RString>, RVec<ConfigIssue>> {
+    match checked {
+        Ok(Ok(lines)) => RResult::ROk(lines.into_iter().map(RString::from).collect()),
         Ok(Err(issues)) => RResult::RErr(
             issues
                 .into_iter()

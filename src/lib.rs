@@ -27,6 +27,7 @@ pub mod client_ip;
 pub mod completion;
 pub mod config;
 pub mod connection;
+pub mod credentials;
 pub mod error;
 mod export;
 pub mod idempotency;

@@ -2,11 +2,18 @@
 //!
 //! State lives in `parking_lot` mutexes held for a few instructions, built
 //! once per route before the server starts, and shared by every worker. Key
-//! tables are bounded: when a table is full of live entries, new clients
-//! share one overflow entry instead of evicting a live counter (evicting
-//! would let an attacker who rotates addresses reset other clients' windows).
+//! tables are bounded. The rate limiter's table protects the clients that
+//! have presented the route's secret: a newcomer takes the place of the
+//! oldest entry that never authenticated, never of one that did, so a
+//! client that sprays addresses only ever displaces its own entries (and
+//! those of other clients without the secret). New clients share one
+//! overflow entry only when every tracked client has authenticated.
+//!
+//! The in-flight table needs no such rule: a request takes its slot after
+//! the rate limit and gives it back, without waiting on anything, when its
+//! secret is refused, so only authenticated requests hold slots for long.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,9 +34,23 @@ pub struct RateLimiter {
 
 #[derive(Debug)]
 struct RateState {
-    windows: HashMap<ClientKey, Window>,
+    entries: HashMap<ClientKey, Entry>,
+    /// Entries that have not authenticated, oldest first, each with the
+    /// sequence number of its insertion. An item whose entry has since
+    /// authenticated, left or been inserted again is stale and skipped.
+    newcomers: VecDeque<(ClientKey, u64)>,
+    next_seq: u64,
     overflow: Window,
     last_sweep: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    window: Window,
+    seq: u64,
+    /// The client presented the route's secret while this entry existed:
+    /// the entry is never displaced by a newcomer.
+    authenticated: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +84,9 @@ impl RateLimiter {
             max_requests,
             max_keys: max_keys.max(1),
             state: Mutex::new(RateState {
-                windows: HashMap::new(),
+                entries: HashMap::new(),
+                newcomers: VecDeque::new(),
+                next_seq: 0,
                 overflow: Window {
                     start: now,
                     count: 0,
@@ -78,18 +101,10 @@ impl RateLimiter {
         let (window, max) = (self.window, self.max_requests);
         let mut state = self.state.lock();
         let state = &mut *state;
-        if let Some(w) = state.windows.get_mut(&key) {
-            return w.hit(now, window, max);
+        if let Some(e) = state.entries.get_mut(&key) {
+            return e.window.hit(now, window, max);
         }
-        if state.windows.len() >= self.max_keys
-            && now.duration_since(state.last_sweep) >= self.sweep_every()
-        {
-            state
-                .windows
-                .retain(|_, w| now.duration_since(w.start) < window);
-            state.last_sweep = now;
-        }
-        if state.windows.len() >= self.max_keys {
+        if !self.make_room(state, now) {
             return state.overflow.hit(now, window, max);
         }
         let mut fresh = Window {
@@ -97,19 +112,101 @@ impl RateLimiter {
             count: 0,
         };
         let verdict = fresh.hit(now, window, max);
-        state.windows.insert(key, fresh);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.entries.insert(
+            key,
+            Entry {
+                window: fresh,
+                seq,
+                authenticated: false,
+            },
+        );
+        state.newcomers.push_back((key, seq));
         verdict
     }
 
+    /// Records that a request from `key`, already counted by
+    /// [`check`](Self::check), presented the route's secret. The client's
+    /// entry is protected from newcomers from now on; a client that was
+    /// counted in the overflow entry gets its own entry (this request
+    /// counted in it) when there is room or a newcomer to displace.
+    pub fn authenticated(&self, key: ClientKey, now: Instant) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if let Some(e) = state.entries.get_mut(&key) {
+            e.authenticated = true;
+            return;
+        }
+        if self.make_room(state, now) {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let window = Window {
+                start: now,
+                count: 1,
+            };
+            state.entries.insert(
+                key,
+                Entry {
+                    window,
+                    seq,
+                    authenticated: true,
+                },
+            );
+        }
+    }
+
+    /// Whether there is room for one more entry, making it if needed: first
+    /// by sweeping expired windows (at most every [`Self::sweep_every`]),
+    /// then by displacing the oldest entry that never authenticated.
+    fn make_room(&self, state: &mut RateState, now: Instant) -> bool {
+        if state.entries.len() < self.max_keys {
+            return true;
+        }
+        if now.duration_since(state.last_sweep) >= self.sweep_every() {
+            let window = self.window;
+            state
+                .entries
+                .retain(|_, e| now.duration_since(e.window.start) < window);
+            let entries = &state.entries;
+            state
+                .newcomers
+                .retain(|(k, seq)| entries.get(k).is_some_and(|e| is_newcomer(e, *seq)));
+            state.last_sweep = now;
+            if state.entries.len() < self.max_keys {
+                return true;
+            }
+        }
+        while let Some((key, seq)) = state.newcomers.pop_front() {
+            if state.entries.get(&key).is_some_and(|e| is_newcomer(e, seq)) {
+                state.entries.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Sweeping a full table costs a pass over it, so it runs at most this
-    /// often; in between, new keys go to the overflow bucket.
+    /// often.
     fn sweep_every(&self) -> Duration {
         (self.window / 8).min(Duration::from_secs(1))
     }
 
+    /// Clients with an entry of their own.
     pub fn tracked_keys(&self) -> usize {
-        self.state.lock().windows.len()
+        self.state.lock().entries.len()
     }
+
+    /// Whether `key` has an entry of its own (rather than the overflow one).
+    pub fn tracks(&self, key: ClientKey) -> bool {
+        self.state.lock().entries.contains_key(&key)
+    }
+}
+
+/// Whether `e` is still the unauthenticated entry that queue item `seq`
+/// was pushed for.
+fn is_newcomer(e: &Entry, seq: u64) -> bool {
+    e.seq == seq && !e.authenticated
 }
 
 /// Limits concurrent requests per client. A slot is held by an
@@ -234,19 +331,82 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_sends_new_clients_to_the_overflow_bucket_without_evicting() {
+    fn a_newcomer_displaces_the_oldest_client_that_never_authenticated() {
         let rl = RateLimiter::new(Duration::from_secs(60), 2, 2);
         let t0 = Instant::now();
         assert!(rl.check(key(1), t0).is_ok());
         assert!(rl.check(key(2), t0).is_ok());
+        assert!(rl.check(key(3), t0).is_ok(), "key 3 gets its own window");
+        assert!(!rl.tracks(key(1)), "the oldest newcomer made room");
+        assert!(rl.tracks(key(2)) && rl.tracks(key(3)));
+        assert_eq!(rl.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn authenticated_clients_are_never_displaced_and_then_newcomers_share_the_overflow() {
+        let rl = RateLimiter::new(Duration::from_secs(60), 2, 2);
+        let t0 = Instant::now();
+        for k in [1, 2] {
+            assert!(rl.check(key(k), t0).is_ok());
+            rl.authenticated(key(k), t0);
+        }
         // Keys 3.. share one bucket of 2.
         assert!(rl.check(key(3), t0).is_ok());
         assert!(rl.check(key(4), t0).is_ok());
         assert!(rl.check(key(5), t0).is_err());
-        // Key 1's window survived.
+        // Key 1's window survived them.
         assert!(rl.check(key(1), t0).is_ok());
         assert!(rl.check(key(1), t0).is_err());
+        assert!(rl.tracks(key(2)));
         assert_eq!(rl.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn a_client_spraying_addresses_never_starves_clients_with_the_secret() {
+        let rl = RateLimiter::new(Duration::from_secs(60), 3, 8);
+        let t0 = Instant::now();
+        let known = key(1);
+        assert!(rl.check(known, t0).is_ok());
+        rl.authenticated(known, t0);
+        for n in 0..10_000u32 {
+            let sprayed = key(1_000_000 + n);
+            assert!(rl.check(sprayed, t0).is_ok(), "each sprayed key is new");
+            if n == 5_000 {
+                // A client seen for the first time, mid-spray.
+                let newcomer = key(2);
+                assert!(rl.check(newcomer, t0).is_ok());
+                rl.authenticated(newcomer, t0);
+                assert!(rl.check(known, t0).is_ok());
+            }
+        }
+        assert!(rl.check(key(2), t0).is_ok(), "the newcomer kept its entry");
+        assert!(rl.check(known, t0).is_ok());
+        assert!(rl.check(known, t0).is_err(), "its budget still applies");
+        let queued = rl.state.lock().newcomers.len();
+        assert!(queued <= 8, "{queued} queue items for a table of 8");
+    }
+
+    #[test]
+    fn a_client_counted_in_the_overflow_gets_its_own_entry_once_it_authenticates() {
+        let rl = RateLimiter::new(Duration::from_secs(60), 2, 2);
+        let t0 = Instant::now();
+        for k in [1, 2] {
+            assert!(rl.check(key(k), t0).is_ok());
+            rl.authenticated(key(k), t0);
+        }
+        assert!(rl.check(key(3), t0).is_ok());
+        rl.authenticated(key(3), t0);
+        assert!(!rl.tracks(key(3)), "no room among authenticated clients");
+        // Once key 1's window has expired, the next authentication sweeps it.
+        let later = t0 + Duration::from_secs(61);
+        assert!(rl.check(key(2), later).is_ok());
+        rl.authenticated(key(3), later);
+        assert!(rl.tracks(key(3)) && !rl.tracks(key(1)));
+        assert!(
+            rl.check(key(3), later).is_ok(),
+            "the authenticated request counted"
+        );
+        assert!(rl.check(key(3), later).is_err());
     }
 
     #[test]

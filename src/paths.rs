@@ -24,14 +24,20 @@ pub fn route_key(normalised: &str) -> String {
     normalised.to_ascii_lowercase()
 }
 
-/// The route key of a request path: dot segments resolved as a URL parser
-/// does (`/a/./b/../c` is `/a/c`), then [`normalize_path`] and [`route_key`].
+/// The route key of a request path: [`resolve_path`], then [`route_key`].
 pub fn request_path(raw: &str) -> String {
+    route_key(&resolve_path(raw))
+}
+
+/// A path, requested or configured, rooted at `/`, dot segments resolved as
+/// a URL parser does (`/a/./b/../c` is `/a/c`), then [`normalize_path`].
+pub fn resolve_path(raw: &str) -> String {
     let has_dots = raw.split('/').any(|s| s == "." || s == "..");
     if !has_dots {
-        return route_key(&normalize_path(raw));
+        return normalize_path(raw);
     }
-    let segments: Vec<&str> = raw.split('/').skip(1).collect();
+    let rooted = raw.strip_prefix('/').unwrap_or(raw);
+    let segments: Vec<&str> = rooted.split('/').collect();
     let mut out: Vec<&str> = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
@@ -46,7 +52,14 @@ pub fn request_path(raw: &str) -> String {
             out.push("");
         }
     }
-    route_key(&normalize_path(&format!("/{}", out.join("/"))))
+    normalize_path(&format!("/{}", out.join("/")))
+}
+
+/// Whether a request's path can carry `c` as it is. The HTTP parser
+/// refuses the other characters (they must be percent-encoded), and `?`
+/// and `#` end the path.
+pub fn request_path_char(c: char) -> bool {
+    matches!(c, '!' | '"' | '$'..=';' | '=' | '@'..='_' | 'a'..='~')
 }
 
 #[cfg(test)]

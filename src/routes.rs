@@ -11,16 +11,15 @@ use actix_web::http::header::HeaderMap;
 use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
 use crate::access::Access;
-use crate::auth::{presented_secret, Secret, Secrets};
+use crate::auth::{presented_secret, Secrets};
 use crate::client_ip::{IpNet, ProxyPolicy};
-use crate::config::{
-    Limits, PluginConfig, RouteConfig, SecretInput, SecretRef, SigningConfig, WEAK_SECRET_CHARS,
-};
+use crate::config::{Limits, PluginConfig, RouteConfig};
+use crate::credentials::{self, Credentials};
 use crate::error::{ApiError, Code};
 use crate::idempotency::{Policy, Running};
 use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::paths::route_key;
-use crate::signing::{Rejection, SignedHeaders, SigningKey, Verified, Verifier};
+use crate::signing::{Rejection, SignedHeaders, Verified, Verifier};
 
 /// One serving route and its shared state.
 pub struct Route {
@@ -106,10 +105,24 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     };
     let mut routes = HashMap::new();
     for mut route in config.routes.into_iter().filter(|r| r.enabled) {
-        let inputs = (std::mem::take(&mut route.secrets), route.signing.take());
-        let Some((secrets, signing)) = resolve_credentials(runtime, &route.id, inputs) else {
-            continue;
+        let Credentials {
+            secrets,
+            signing,
+            warnings,
+        } = match credentials::resolve(runtime, &mut route) {
+            Ok(credentials) => credentials,
+            Err(reason) => {
+                log::warn!(target: "webhooks", "skipping route {}: {reason}", route.id);
+                continue;
+            }
         };
+        for warning in warnings {
+            log::warn!(
+                target: "webhooks",
+                "route {} uses a {warning}; use a longer one or a SecretRef",
+                route.id
+            );
+        }
         let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
             RResult::ROk(flows) => flows,
             RResult::RErr(e) => {
@@ -133,109 +146,36 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     Ok(AppState { routes, proxy })
 }
 
-/// The route's bearer secrets and signing keys, or `None` (after a warning
-/// naming the route and the reason) when any entry cannot be resolved.
-fn resolve_credentials(
-    runtime: &RuntimeBox,
-    id: &str,
-    (inputs, signing): (Vec<SecretInput>, Option<SigningConfig>),
-) -> Option<(Option<Secrets>, Option<Verifier>)> {
-    let listed = inputs.len() > 1;
-    let mut secrets = Vec::with_capacity(inputs.len());
-    for (slot, input) in inputs.into_iter().enumerate() {
-        let label = if listed {
-            format!("secret.{slot}")
-        } else {
-            "secret".to_owned()
-        };
-        secrets.push(resolve_secret(runtime, id, &label, input)?);
-    }
-    let signing = match signing {
-        Some(signing) => Some(resolve_signing(runtime, id, signing)?),
-        None => None,
-    };
-    let secrets = (!secrets.is_empty()).then(|| Secrets::new(secrets));
-    Some((secrets, signing))
-}
-
-fn resolve_secret(
-    runtime: &RuntimeBox,
-    route_id: &str,
-    label: &str,
-    secret: SecretInput,
-) -> Option<Secret> {
-    match secret {
-        SecretInput::Plain(secret) => {
-            if secret.char_len() < WEAK_SECRET_CHARS {
-                let which = if label == "secret" {
-                    String::new()
-                } else {
-                    format!(" ({label})")
-                };
-                log::warn!(
-                    target: "webhooks",
-                    "route {} uses a plain-text secret shorter than {WEAK_SECRET_CHARS} characters{which}; use a longer one or a SecretRef",
-                    route_id
-                );
+/// One line per configured route saying what [`build`] does with it: serve
+/// it (with any warning), skip it (and why) or leave it disabled.
+/// Credentials are resolved through `runtime` exactly as `build` resolves
+/// them, and dropped; no session is bound and nothing is logged.
+pub fn check(runtime: &RuntimeBox, config: PluginConfig) -> Vec<String> {
+    config
+        .routes
+        .into_iter()
+        .map(|mut route| {
+            let serves = describe(&route);
+            if !route.enabled {
+                return serves;
             }
-            Some(secret)
-        }
-        SecretInput::Ref(r) => resolve_ref(runtime, route_id, &r).map(Secret::new),
-    }
-}
-
-fn resolve_signing(
-    runtime: &RuntimeBox,
-    route_id: &str,
-    signing: SigningConfig,
-) -> Option<Verifier> {
-    let mut keys = Vec::with_capacity(signing.secrets.len());
-    for (slot, input) in signing.secrets.into_iter().enumerate() {
-        let key = match input {
-            SecretInput::Plain(key) => key,
-            SecretInput::Ref(r) => {
-                let value = resolve_ref(runtime, route_id, &r)?;
-                match SigningKey::parse(&value) {
-                    Ok(key) => key,
-                    Err(e) => {
-                        log::warn!(
-                            target: "webhooks",
-                            "skipping route {route_id}: signing.secrets.{slot} ({}:{}:{}) {e}",
-                            r.source, r.provider, r.id
-                        );
-                        return None;
-                    }
-                }
+            match credentials::resolve(runtime, &mut route) {
+                Err(reason) => format!("route {}: skipped: {reason}", route.id),
+                Ok(c) if c.warnings.is_empty() => serves,
+                Ok(c) => format!("{serves} (warning: {})", c.warnings.join("; ")),
             }
-        };
-        keys.push(key);
-    }
-    Some(Verifier::new(keys, signing.tolerance_secs))
+        })
+        .collect()
 }
 
-/// Resolves a SecretRef to its trimmed value, or warns (naming the route,
-/// the reference and the reason, never the value) and returns `None`.
-fn resolve_ref(runtime: &RuntimeBox, route_id: &str, r: &SecretRef) -> Option<String> {
-    let resolved = runtime.resolve_secret(
-        RStr::from_str(&r.source),
-        RStr::from_str(&r.provider),
-        RStr::from_str(&r.id),
-    );
-    match resolved {
-        RResult::ROk(value) if !value.trim().is_empty() => Some(value.trim().to_owned()),
-        RResult::ROk(_) => {
-            log::warn!(
-                target: "webhooks",
-                "skipping route {route_id}: secret {}:{}:{} resolved to an empty value",
-                r.source, r.provider, r.id
-            );
-            None
-        }
-        RResult::RErr(reason) => {
-            log::warn!(target: "webhooks", "skipping route {route_id}: {reason}");
-            None
-        }
-    }
+/// A route as configured, in one line: its path, its session and whether
+/// it is disabled.
+pub fn describe(route: &RouteConfig) -> String {
+    let state = if route.enabled { "" } else { " (disabled)" };
+    format!(
+        "route {}: POST {} -> session {}{state}",
+        route.id, route.path, route.session_key
+    )
 }
 
 impl Route {
@@ -249,8 +189,9 @@ impl Route {
         let Some(secrets) = &self.secrets else {
             return Ok(());
         };
-        let slot = secrets
-            .matching_slot(presented_secret(headers))
+        // A credential header repeated on several lines presents no secret.
+        let slot = presented_secret(headers)
+            .and_then(|presented| secrets.matching_slot(presented))
             .ok_or_else(|| ApiError::new(Code::Unauthorized))?;
         log::debug!(target: "webhooks", "route {}: secret slot {slot} matched", self.id);
         Ok(())
@@ -286,5 +227,76 @@ impl Route {
             Err(Rejection::Invalid) => Err(ApiError::new(Code::InvalidSignature)),
             Err(Rejection::Stale) => Err(ApiError::new(Code::StaleSignature)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::sabi_trait::TD_Opaque;
+    use abi_stable::std_types::{ROption, RString, RVec};
+    use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
+    use openclaw_ffi::runtime::{GatewaySettings, LogLevel, Runtime, Runtime_TO};
+
+    /// Resolves `good` to a value and `blank` to spaces; refuses the rest,
+    /// and every session (a check binds none).
+    struct Secrets;
+
+    impl Runtime for Secrets {
+        fn bind_session(&self, _: RStr<'_>) -> RResult<BoundTaskFlowBox, TaskFlowError> {
+            RResult::RErr(TaskFlowError::new(
+                ErrorCode::INTERNAL,
+                "bound during a check",
+            ))
+        }
+        fn resolve_secret(
+            &self,
+            _: RStr<'_>,
+            _: RStr<'_>,
+            id: RStr<'_>,
+        ) -> RResult<RString, RString> {
+            match id.as_str() {
+                "good" => RResult::ROk("resolved-secret-value-0123".into()),
+                "blank" => RResult::ROk("   ".into()),
+                other => RResult::RErr(format!("SecretRef env:p:{other} is unresolved").into()),
+            }
+        }
+        fn take_listener(&self) -> ROption<i32> {
+            ROption::RNone
+        }
+        fn settings(&self) -> GatewaySettings {
+            GatewaySettings {
+                trusted_proxies: RVec::new(),
+                allow_real_ip_fallback: false,
+            }
+        }
+        fn log(&self, _: LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+        fn max_log_level(&self) -> LogLevel {
+            LogLevel::Off
+        }
+    }
+
+    #[test]
+    fn a_check_says_per_route_what_starting_does_with_its_secret() {
+        let config = crate::config::parse(
+            r#"{"routes":{
+                "good":{"sessionKey":"s","secret":{"source":"env","provider":"p","id":"good"}},
+                "blank":{"sessionKey":"s","secret":{"source":"env","provider":"p","id":"blank"}},
+                "gone":{"sessionKey":"s","secret":{"source":"env","provider":"p","id":"gone"}},
+                "weak":{"sessionKey":"s","secret":"short"},
+                "off":{"enabled":false,"sessionKey":"s","secret":{"source":"env","provider":"p","id":"gone"}}}}"#,
+        )
+        .unwrap();
+        let runtime = Runtime_TO::from_value(Secrets, TD_Opaque);
+        assert_eq!(
+            check(&runtime, config),
+            [
+                "route good: POST /plugins/webhooks/good -> session s",
+                "route blank: skipped: secret env:p:blank resolved to an empty value",
+                "route gone: skipped: SecretRef env:p:gone is unresolved",
+                "route weak: POST /plugins/webhooks/weak -> session s (warning: plain-text secret shorter than 16 characters)",
+                "route off: POST /plugins/webhooks/off -> session s (disabled)",
+            ]
+        );
     }
 }

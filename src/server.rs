@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::connection::Connection;
+use crate::logging;
 use crate::pipeline;
 use crate::routes::AppState;
 
@@ -62,6 +63,15 @@ pub fn start(
             let system = actix_web::rt::System::new();
             let ready = ready_tx.clone();
             let result = system.block_on(async move {
+                // Counts of records left out as client noise are logged as
+                // their periods end.
+                actix_web::rt::spawn(async {
+                    let mut tick = actix_web::rt::time::interval(logging::NOISE_PERIOD / 6);
+                    loop {
+                        tick.tick().await;
+                        logging::log_suppressed(false);
+                    }
+                });
                 let builder = actix_web::dev::Server::build();
                 let drain = builder.graceful_shutdown_signal();
                 let server = builder
@@ -175,6 +185,7 @@ impl Server {
         if running.thread.join().is_err() {
             log::error!(target: "webhooks", "the server thread panicked while stopping");
         }
+        logging::log_suppressed(true);
     }
 }
 

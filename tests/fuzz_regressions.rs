@@ -165,19 +165,19 @@ fn non_ascii_header_bytes_never_count_as_a_secret_or_content_type() {
         (b"x-openclaw-webhook-secret", b"\xff"),
         (b"content-type", b"application/json\x80"),
     ]);
-    assert_eq!(presented_secret(&h), "");
+    assert_eq!(presented_secret(&h), Some(""));
     assert!(!is_json(&h));
     // obs-text in Authorization: the alternate header is consulted instead.
     let h = headers(&[
         (b"authorization", b"Bearer \x80"),
         (b"x-openclaw-webhook-secret", b" alt "),
     ]);
-    assert_eq!(presented_secret(&h), "alt");
+    assert_eq!(presented_secret(&h), Some("alt"));
     let h = headers(&[
         (b"authorization", b"Bearer"),
         (b"content-type", b" Application/Problem+JSON ;x"),
     ]);
-    assert_eq!(presented_secret(&h), "");
+    assert_eq!(presented_secret(&h), Some(""));
     assert!(is_json(&h), "any +json media type counts");
 }
 
@@ -217,6 +217,43 @@ fn garbage_forwarding_headers_fall_back_to_the_shared_proxy_bucket() {
     ] {
         assert!(IpNet::parse(bad).is_none(), "{bad:?} parsed");
     }
+}
+
+#[test]
+fn repeated_credential_headers_present_no_secret_whatever_their_bytes() {
+    for (name, values) in [
+        (&b"authorization"[..], [&b"Bearer a"[..], &b"Bearer a"[..]]),
+        (b"authorization", [b"Bearer \xff", b""]),
+        (b"x-openclaw-webhook-secret", [b"", b""]),
+        (b"x-openclaw-webhook-secret", [b"\x80", b"s"]),
+    ] {
+        let h = headers(&[(name, values[0]), (name, values[1])]);
+        assert_eq!(presented_secret(&h), None, "{name:?} {values:?}");
+    }
+}
+
+#[test]
+fn forwarded_lines_with_garbage_end_the_walk_at_the_garbage() {
+    let policy = ProxyPolicy {
+        trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()],
+        allow_real_ip_fallback: false,
+    };
+    let peer: IpAddr = "10.0.0.1".parse().unwrap();
+    let key = |pairs: &[(&[u8], &[u8])]| policy.client_key(Some(peer), &headers(pairs));
+    let xff = &b"x-forwarded-for"[..];
+    // A line that is not text, right of a forged address: no client.
+    assert_eq!(
+        key(&[(xff, b"198.51.100.1"), (xff, b"\xff")]),
+        ClientKey::UnknownBehindProxy
+    );
+    // Right of it, a real client is still found.
+    assert_eq!(
+        key(&[(xff, b"\xff"), (xff, b"203.0.113.9, 10.0.0.2")]),
+        ClientKey::Ip("203.0.113.9".parse().unwrap())
+    );
+    // Only commas and blanks, on many lines: no client, no panic.
+    let blank: Vec<(&[u8], &[u8])> = (0..100).map(|_| (xff, &b" ,, , "[..])).collect();
+    assert_eq!(key(&blank), ClientKey::UnknownBehindProxy);
 }
 
 #[test]

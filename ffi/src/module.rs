@@ -65,6 +65,16 @@ pub struct PluginMod {
         runtime: RuntimeBox,
         config_json: RStr<'_>,
     ) -> RResult<PluginInstanceBox, RString>,
+    /// Reports what `start` would do with this runtime and `config`, without
+    /// serving: the config checked as by `check_config`, then each route's
+    /// secrets resolved through `runtime`, one line per route saying whether
+    /// it would serve or be skipped and why. Binds no session and takes no
+    /// listener. Plugins built before this field lack it (the accessor
+    /// returns `None`).
+    pub check_start: extern "C" fn(
+        runtime: RuntimeBox,
+        config_json: RStr<'_>,
+    ) -> RResult<RVec<RString>, RVec<ConfigIssue>>,
 }
 
 impl RootModule for PluginMod_Ref {

@@ -5,7 +5,8 @@
 //! "there is a socket peer"); the rest is split on NUL into parts: the
 //! trusted-proxy list (comma separated), the peer address, then header
 //! name/value pairs. A one-byte name below 8 picks a header the code reads,
-//! so the fuzzer does not have to guess their spelling.
+//! so the fuzzer does not have to guess their spelling. A name may repeat:
+//! each pair is one header line.
 #![no_main]
 
 use std::net::IpAddr;
@@ -77,8 +78,19 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
 
-    let secret = presented_secret(&headers);
-    assert_eq!(secret, secret.trim(), "the presented secret is not trimmed");
+    // A credential header on two lines presents no secret at all.
+    let repeated = |name: &str| headers.get_all(name).len() > 1;
+    let ambiguous = repeated("authorization") || repeated("x-openclaw-webhook-secret");
+    match presented_secret(&headers) {
+        Some(secret) => {
+            assert!(
+                !ambiguous,
+                "a repeated credential header presented {secret:?}"
+            );
+            assert_eq!(secret, secret.trim(), "the presented secret is not trimmed");
+        }
+        None => assert!(ambiguous, "a single credential header presented nothing"),
+    }
     let _ = is_json(&headers);
 
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
@@ -106,6 +118,43 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         (Some(_), ClientKey::UnknownBehindProxy) => {}
+    }
+
+    // X-Forwarded-For lines form one list: splitting it into lines or
+    // joining them changes nothing, and a client found in it cannot be
+    // displaced by a line the client adds in front.
+    let no_fallback = ProxyPolicy {
+        trusted: trusted.clone(),
+        allow_real_ip_fallback: false,
+    };
+    let xff: Vec<&HeaderValue> = headers.get_all("x-forwarded-for").collect();
+    let texts: Option<Vec<&str>> = xff.iter().map(|v| v.to_str().ok()).collect();
+    if let (Some(texts), false) = (texts, xff.is_empty()) {
+        let mut joined = headers.clone();
+        joined.remove("x-forwarded-for");
+        if let Ok(v) = HeaderValue::from_str(&texts.join(",")) {
+            joined.insert(HeaderName::from_static("x-forwarded-for"), v);
+            assert_eq!(
+                no_fallback.client_key(peer, &joined),
+                no_fallback.client_key(peer, &headers),
+                "joining the X-Forwarded-For lines changed the key"
+            );
+        }
+    }
+    if let ClientKey::Ip(found) = no_fallback.client_key(peer, &headers) {
+        let mut forged = HeaderMap::new();
+        forged.append(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_static("198.51.100.77"),
+        );
+        for (name, value) in headers.iter() {
+            forged.append(name.clone(), value.clone());
+        }
+        assert_eq!(
+            no_fallback.client_key(peer, &forged),
+            ClientKey::Ip(found),
+            "a line added in front displaced the client"
+        );
     }
 
     // The raw text as one IpNet candidate, too.

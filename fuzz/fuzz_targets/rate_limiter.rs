@@ -4,17 +4,21 @@
 //! table size, byte 2 the number of distinct clients, byte 3 the in-flight
 //! limit and table size; then two-byte steps `(op, delta)`. For the rate
 //! limiter every step is a request from client `op % clients` after
-//! `delta` (on a rough log scale of milliseconds). For the in-flight
-//! limiter a step with the high bit of `op` set releases a held slot,
-//! otherwise it acquires one.
+//! `delta` (on a rough log scale of milliseconds); with the high bit of
+//! `op` set, the request then authenticates. For the in-flight limiter a
+//! step with the high bit of `op` set releases a held slot, otherwise it
+//! acquires one.
 //!
 //! Checked from outside only (no copy of the algorithm):
 //! - the table never tracks more than `max_keys` clients;
 //! - a refusal's wait is within the window, and positive when it is;
-//! - while a client is known to be tracked (its insertion was observed and
-//!   its window is live), its verdicts follow the fixed-window rule exactly:
-//!   no more than `max` Ok per window, and it is never evicted;
-//! - when every client fits in the table, every verdict follows the rule;
+//! - while a client has its own entry, its verdicts follow the fixed-window
+//!   rule exactly (request `max + 1` of a window is the first refused, the
+//!   wait is `window - elapsed`);
+//! - a client that authenticated keeps its entry while its window is live;
+//! - a new client gets its own entry whenever the table has room or holds
+//!   a client that never authenticated (so no spray of new keys can push
+//!   a client into the overflow while such an entry exists);
 //! - `in_flight()` equals the number of held guards, never exceeds
 //!   `max x (tracked + 1)`, and is 0 once every guard is dropped;
 //! - a client under its limit is never refused while the table has room.
@@ -64,23 +68,32 @@ fuzz_target!(|data: &[u8]| {
     check_in_flight(if_max, if_keys, clients, &steps);
 });
 
+/// What is known of a client's own entry.
+#[derive(Clone, Copy)]
+struct Known {
+    start: Instant,
+    count: u32,
+    authenticated: bool,
+}
+
 fn check_rate(window: Duration, max: u32, max_keys: usize, clients: usize, steps: &[(u8, u8)]) {
     let limiter = RateLimiter::new(window, max, max_keys);
     let cap = max_keys.max(1);
-    let all_fit = clients <= cap;
     let base = Instant::now();
     let mut elapsed = Duration::ZERO;
-    // Clients whose current window is known: (start, requests counted).
-    let mut known: HashMap<usize, (Instant, u32)> = HashMap::new();
+    // Every client with an entry of its own, and nobody else.
+    let mut known: HashMap<usize, Known> = HashMap::new();
     for &(op, d) in steps {
         elapsed += delta(d);
         let now = base + elapsed;
-        let k = usize::from(op) % clients;
-        let before = limiter.tracked_keys();
+        let k = usize::from(op & 0x7f) % clients;
+        let room = limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
         let verdict = limiter.check(key(k), now);
-        let after = limiter.tracked_keys();
 
-        assert!(after <= cap, "{after} keys tracked, limit {cap}");
+        assert!(
+            limiter.tracked_keys() <= cap,
+            "more keys tracked than {cap}"
+        );
         if let Err(wait) = verdict {
             assert!(wait <= window, "wait {wait:?} beyond window {window:?}");
             assert!(window.is_zero() || !wait.is_zero(), "zero wait");
@@ -88,31 +101,77 @@ fn check_rate(window: Duration, max: u32, max_keys: usize, clients: usize, steps
         if max == 0 {
             assert!(verdict.is_err(), "max 0 allowed a request");
         }
-        let live = known
-            .get(&k)
-            .copied()
-            .filter(|(start, _)| now.duration_since(*start) < window);
-        if let Some((start, count)) = live {
-            // Tracked, live window: cannot have been swept or evicted.
-            assert_eq!(after, before, "tracked client changed the table size");
-            let count = count.saturating_add(1);
-            match verdict {
-                Ok(()) => assert!(count <= max, "request {count} allowed, max {max}"),
-                Err(wait) => {
-                    assert!(count > max, "request {count} refused, max {max}");
-                    assert_eq!(wait, window - now.duration_since(start));
+        match known.get_mut(&k) {
+            Some(m) if now.duration_since(m.start) < window => {
+                m.count = m.count.saturating_add(1);
+                match verdict {
+                    Ok(()) => assert!(m.count <= max, "request {} allowed, max {max}", m.count),
+                    Err(wait) => {
+                        assert!(m.count > max, "request {} refused, max {max}", m.count);
+                        assert_eq!(wait, window - now.duration_since(m.start));
+                    }
                 }
             }
-            known.insert(k, (start, count));
-        } else if after == before + 1 || (all_fit && known.contains_key(&k)) {
-            // Freshly inserted, or (all fit: never swept) its window reset.
-            assert_eq!(verdict.is_ok(), max >= 1, "first request of a window");
-            known.insert(k, (now, 1));
-        } else {
-            assert!(!all_fit, "client {k} not inserted although all clients fit");
-            known.remove(&k);
+            Some(m) => {
+                (m.start, m.count) = (now, 1);
+                assert_eq!(verdict.is_ok(), max >= 1, "first request of a new window");
+            }
+            None if limiter.tracks(key(k)) => {
+                assert_eq!(verdict.is_ok(), max >= 1, "first request of a new entry");
+                known.insert(
+                    k,
+                    Known {
+                        start: now,
+                        count: 1,
+                        authenticated: false,
+                    },
+                );
+            }
+            None => assert!(!room, "client {k} refused an entry although there was room"),
         }
+
+        forget_dropped(&limiter, &mut known, now, window);
+
+        if op & 0x80 != 0 {
+            let room = limiter.tracked_keys() < cap || known.values().any(|m| !m.authenticated);
+            limiter.authenticated(key(k), now);
+            match known.get_mut(&k) {
+                Some(m) => m.authenticated = true,
+                None if limiter.tracks(key(k)) => {
+                    known.insert(
+                        k,
+                        Known {
+                            start: now,
+                            count: 1,
+                            authenticated: true,
+                        },
+                    );
+                }
+                None => assert!(!room, "authenticated client {k} refused an entry"),
+            }
+        }
+
+        forget_dropped(&limiter, &mut known, now, window);
     }
+}
+
+/// Forgets the clients whose entries the limiter dropped, checking that no
+/// authenticated client lost its entry during its window.
+fn forget_dropped(
+    limiter: &RateLimiter,
+    known: &mut HashMap<usize, Known>,
+    now: Instant,
+    window: Duration,
+) {
+    known.retain(|&c, m| {
+        let kept = limiter.tracks(key(c));
+        assert!(
+            kept || !m.authenticated || now.duration_since(m.start) >= window,
+            "authenticated client {c} lost its entry during its window"
+        );
+        kept
+    });
+    assert_eq!(known.len(), limiter.tracked_keys(), "untracked entries");
 }
 
 fn check_in_flight(max: u32, max_keys: usize, clients: usize, steps: &[(u8, u8)]) {

@@ -204,16 +204,17 @@ fn parse_gateway(w: &mut Walker, v: Option<&Value>) -> GatewaySection {
     if let Some(port) = w.integer("gateway.port", obj.get("port"), 0, 65535) {
         section.port = port as u16;
     }
-    if let Some(list) = w.text_list("gateway.trustedProxies", obj.get("trustedProxies")) {
-        for (i, entry) in list.iter().enumerate() {
-            if !is_ip_or_cidr(entry) {
-                w.issue(
-                    &format!("gateway.trustedProxies.{i}"),
-                    "expected an IP address or CIDR block",
-                );
+    let proxies = obj.get("trustedProxies");
+    if let Some(items) = proxies.and_then(|v| w.array("gateway.trustedProxies", v)) {
+        // Every entry is checked, whatever is wrong with the others.
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("gateway.trustedProxies.{i}");
+            match w.text(&at, Some(item)) {
+                Some(entry) if is_ip_or_cidr(&entry) => section.trusted_proxies.push(entry),
+                Some(_) => w.issue(&at, "expected an IP address or CIDR block"),
+                None => {}
             }
         }
-        section.trusted_proxies = list;
     }
     if let Some(b) = w.bool(
         "gateway.allowRealIpFallback",
@@ -395,6 +396,27 @@ mod tests {
                 "plugins.entries.webhooks.enabled: expected a boolean, got string",
             ]
         );
+    }
+
+    #[test]
+    fn every_bad_trusted_proxy_is_listed() {
+        let errors = parse_text(
+            r#"{ gateway: { trustedProxies: ["", "proxy.local", 7, "10.0.0.1", "10.0.0.0/40", "::ffff:10.0.0.0/64"] } }"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "gateway.trustedProxies.0: must not be empty",
+                "gateway.trustedProxies.1: expected an IP address or CIDR block",
+                "gateway.trustedProxies.2: expected a string, got number",
+                "gateway.trustedProxies.4: expected an IP address or CIDR block",
+                "gateway.trustedProxies.5: expected an IP address or CIDR block",
+            ]
+        );
+        let c =
+            parse_text(r#"{ gateway: { trustedProxies: [" 10.0.0.1 ", "fd00::/8"] } }"#).unwrap();
+        assert_eq!(c.gateway.trusted_proxies, ["10.0.0.1", "fd00::/8"]);
     }
 
     #[test]

@@ -23,7 +23,9 @@ use crate::taskflow::Store;
 /// What the Gateway hands one plugin.
 pub struct HostRuntime {
     pub plugin_id: String,
-    pub store: Store,
+    /// `None` while a plugin only reports what it would do (`--check`):
+    /// no store is open and sessions cannot be bound.
+    pub store: Option<Store>,
     pub secrets: Arc<SecretProviders>,
     /// Moves to the plugin on the first `take_listener`.
     pub listener: Mutex<Option<OwnedFd>>,
@@ -33,9 +35,13 @@ pub struct HostRuntime {
 impl Runtime for HostRuntime {
     fn bind_session(&self, session_key: RStr<'_>) -> RResult<BoundTaskFlowBox, TaskFlowError> {
         guard(
-            || match self.store.bind(session_key.as_str()) {
-                Ok(bound) => RResult::ROk(BoundTaskFlow_TO::from_value(bound, TD_Opaque)),
-                Err(e) => RResult::RErr(e),
+            || match self.store.as_ref().map(|s| s.bind(session_key.as_str())) {
+                Some(Ok(bound)) => RResult::ROk(BoundTaskFlow_TO::from_value(bound, TD_Opaque)),
+                Some(Err(e)) => RResult::RErr(e),
+                None => RResult::RErr(TaskFlowError::new(
+                    ErrorCode::INTERNAL,
+                    "no TaskFlow store is open while the config is only checked",
+                )),
             },
             || {
                 RResult::RErr(TaskFlowError::new(

@@ -92,6 +92,11 @@ fn describe(path: &Path, err: &LibraryError, theirs: Option<&str>) -> String {
             theirs.unwrap_or("unknown")
         ),
         LibraryError::RootModule { .. } => format!("plugin {file} failed to initialise its root module"),
+        // abi_stable refuses a root module with fewer entries than this
+        // Gateway expects, which a build of the same version can have.
+        _ if theirs == Some(FFI_VERSION) => format!(
+            "plugin {file} is incompatible: its root module does not have the layout of openclaw-ffi {FFI_VERSION} that this Gateway uses (built from another revision; rebuild it with this Gateway)"
+        ),
         _ => format!(
             "plugin {file} is incompatible: built against openclaw-ffi {}, this Gateway uses openclaw-ffi {FFI_VERSION}",
             theirs.unwrap_or("unknown")

@@ -149,15 +149,20 @@ impl Walker {
         }
     }
 
-    /// Reads an array of non-empty strings.
-    pub fn text_list(&mut self, path: &str, v: Option<&Value>) -> Option<Vec<String>> {
-        let items = match v? {
-            Value::Array(items) => items,
+    /// Reads an array.
+    pub fn array<'v>(&mut self, path: &str, v: &'v Value) -> Option<&'v Vec<Value>> {
+        match v {
+            Value::Array(items) => Some(items),
             other => {
                 self.issue(path, format!("expected an array, got {}", type_name(other)));
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Reads an array of non-empty strings.
+    pub fn text_list(&mut self, path: &str, v: Option<&Value>) -> Option<Vec<String>> {
+        let items = self.array(path, v?)?;
         let before = self.issues.len();
         let out: Vec<String> = items
             .iter()

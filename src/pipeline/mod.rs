@@ -22,6 +22,7 @@ use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::actions::{self, Answer, Key};
 use crate::body;
+use crate::client_ip::ClientKey;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
 use crate::idempotency;
@@ -144,7 +145,11 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
     // A signed route authenticates its caller by the signature over the raw
     // body, before the body is parsed: a refusal does not name the route.
     let signed = match route.verify_signature(req.headers(), &bytes) {
-        Ok(signed) => signed.map(|v| v.id.to_owned()),
+        Ok(signed) => signed.map(|v| {
+            // A signed caller authenticated: its rate-limit entry is kept.
+            route.rate.authenticated(admitted.client, Instant::now());
+            v.id.to_owned()
+        }),
         Err(err) => {
             return Outgoing {
                 response: response::failure(None, &err),
@@ -163,6 +168,7 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
 /// in-flight slot until dropped.
 struct Admitted {
     route: Arc<Route>,
+    client: ClientKey,
     _slot: InFlightGuard,
 }
 
@@ -188,7 +194,8 @@ fn admit<'s>(
     let headers = &head.headers;
     let client = state
         .proxy
-        .client_key(head.peer_addr.map(|a| a.ip()), headers);
+        .client_key(head.peer_addr.map(|a| a.ip()), headers)
+        .network(route.limits.ipv6_prefix_bits);
     // Refused addresses spend no rate-limit budget.
     route.access.admit(client).map_err(anonymous)?;
     route
@@ -200,10 +207,15 @@ fn admit<'s>(
         anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
     route.authenticate(headers).map_err(anonymous)?;
+    if route.signing.is_none() {
+        // The caller presented a secret: its rate-limit entry is kept.
+        route.rate.authenticated(client, Instant::now());
+    }
     body::check_declared_length(headers, &route.limits)
         .map_err(|err| (Some(route.id.as_str()), err))?;
     Ok(Admitted {
         route: Arc::clone(route),
+        client,
         _slot: slot,
     })
 }

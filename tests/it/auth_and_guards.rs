@@ -249,6 +249,46 @@ fn both_secret_headers_authenticate_and_bearer_wins() {
     );
 }
 
+#[test]
+fn a_credential_header_sent_on_two_lines_is_refused_even_when_both_are_right() {
+    let gw = Gateway::start(&default_config());
+    let create = json!({"action": "create_flow", "goal": "should not exist"}).to_string();
+    let bearer = format!("Bearer {SECRET}");
+    let json_type = ("content-type", "application/json");
+    let attempts: [&[(&str, &str)]; 4] = [
+        &[
+            json_type,
+            ("authorization", &bearer),
+            ("authorization", &bearer),
+        ],
+        &[
+            json_type,
+            ("authorization", "Bearer wrong-secret"),
+            ("authorization", &bearer),
+        ],
+        &[
+            json_type,
+            ("x-openclaw-webhook-secret", SECRET),
+            ("x-openclaw-webhook-secret", SECRET),
+        ],
+        // A repeated alternate header spoils a valid bearer token too.
+        &[
+            json_type,
+            ("authorization", &bearer),
+            ("x-openclaw-webhook-secret", SECRET),
+            ("x-openclaw-webhook-secret", "wrong-secret"),
+        ],
+    ];
+    for headers in attempts {
+        let res = gw.post(ROUTE_PATH, headers, create.as_bytes());
+        assert_eq!(res.status, 401, "{headers:?}");
+        assert_eq!(res.json["code"], "unauthorized", "{headers:?}");
+        assert_eq!(res.header("www-authenticate"), Some("Bearer"));
+    }
+    let list = gw.action(json!({"action": "list_flows"}));
+    assert_eq!(list.json["result"]["flows"], json!([]));
+}
+
 fn small_body_config(max: u64, timeout_ms: u64) -> serde_json::Value {
     gateway_config(
         json!({"routes": {"zapier": route(json!({"limits": {"maxBodyBytes": max, "bodyTimeoutMs": timeout_ms}}))}}),

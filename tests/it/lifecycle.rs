@@ -200,3 +200,46 @@ fn plugin_log_records_are_forwarded_through_the_gateway_logger() {
     assert!(line.contains(" INFO  plugin:webhooks:webhooks: "), "{line}");
     assert!(line.starts_with("20"), "{line}");
 }
+
+#[test]
+fn malformed_requests_are_logged_a_few_times_as_warnings_then_counted() {
+    let mut gw = Gateway::start(&default_config());
+    let malformed = format!("POST {ROUTE_PATH} HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    for _ in 0..2_000 {
+        let mut stream = TcpStream::connect(gw.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(malformed.as_bytes()).unwrap();
+        assert_eq!(read_response(&mut stream).status, 400);
+    }
+    // Stopping logs what was left out of the current period.
+    gw.signal(libc::SIGTERM);
+    assert!(gw.wait(Duration::from_secs(30)).success());
+    let logs = gw.logs();
+    let cause = "stream error: request parse error: invalid Header provided";
+    let shown: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.ends_with(cause) && !l.contains("not logged"))
+        .collect();
+    assert_eq!(shown.len(), 5, "{logs}");
+    for line in &shown {
+        assert!(
+            line.contains(" WARN  plugin:webhooks:actix_http::"),
+            "{line}"
+        );
+    }
+    assert!(
+        !logs.lines().any(|l| l.contains(" ERROR ")),
+        "a malformed request is not a server error:\n{logs}"
+    );
+    let summary = logs
+        .lines()
+        .find(|l| l.contains("records not logged"))
+        .unwrap_or_else(|| panic!("no summary:\n{logs}"));
+    assert!(
+        summary.contains(" WARN  plugin:webhooks:webhooks: 1995 more actix_http::h1::dispatcher records not logged in the last "),
+        "{summary}"
+    );
+    assert!(summary.ends_with(cause), "{summary}");
+}

@@ -100,7 +100,31 @@ fn clients_behind_a_trusted_proxy_get_their_own_budgets() {
 }
 
 #[test]
-fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() {
+fn forwarded_lines_form_one_list_so_a_forged_first_line_is_not_the_key() {
+    let gw = Gateway::start(&behind_proxy(json!({"rateLimitMaxRequests": 2})));
+    let auth = format!("Bearer {SECRET}");
+    // Each request forges a new first line; the proxy appended its own line
+    // naming the real client, 203.0.113.1, whose budget of 2 they all share.
+    let statuses: Vec<u16> = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .map(|forged| {
+            let headers = [
+                ("content-type", "application/json"),
+                ("authorization", auth.as_str()),
+                ("x-forwarded-for", forged),
+                ("x-forwarded-for", "203.0.113.1"),
+            ];
+            gw.post(ROUTE_PATH, &headers, br#"{"action":"list_flows"}"#)
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    // Another client behind the same proxy keeps its own budget.
+    assert_eq!(statuses_for(&gw, &["203.0.113.2"]), [200]);
+}
+
+#[test]
+fn a_table_full_of_authenticated_clients_sends_new_ones_to_one_overflow_bucket() {
     let gw = Gateway::start(&behind_proxy(
         json!({"rateLimitMaxRequests": 2, "maxTrackedKeys": 2}),
     ));
@@ -111,11 +135,61 @@ fn a_full_key_table_sends_new_clients_to_one_overflow_bucket_without_evicting() 
         "203.0.113.4",
         "203.0.113.5",
     ];
-    // a and b fill the table; c, d and e share one overflow bucket of 2;
-    // a's window survived them.
+    // a and b authenticate and fill the table; c, d and e share one
+    // overflow bucket of 2; a's window survived them.
     assert_eq!(
         statuses_for(&gw, &[a, b, c, d, e, a, a]),
         [200, 200, 200, 200, 429, 200, 429]
+    );
+}
+
+#[test]
+fn a_client_spraying_addresses_cannot_lock_out_clients_with_the_secret() {
+    let gw = Gateway::start(&behind_proxy(
+        json!({"rateLimitMaxRequests": 5, "maxTrackedKeys": 16}),
+    ));
+    let (known, newcomer) = ("203.0.113.1", "203.0.113.2");
+    assert_eq!(statuses_for(&gw, &[known]), [200]);
+    // 600 addresses without the secret, through the trusted proxy: far more
+    // than the table holds. Meanwhile the known client keeps sending, and a
+    // client never seen before arrives in the middle of the spray.
+    let mut served = Vec::new();
+    for n in 0..600u32 {
+        let sprayed = format!("198.51.{}.{}", n / 200, n % 200 + 1);
+        let res = list_as(&gw, ROUTE_PATH, "wrong-secret", Some(&sprayed));
+        assert_ne!(res.status, 200, "{sprayed}");
+        if n % 200 == 100 {
+            served.extend(statuses_for(&gw, &[known, newcomer]));
+        }
+    }
+    assert_eq!(served, [200; 6]);
+}
+
+#[test]
+fn addresses_of_one_ipv6_network_share_one_budget() {
+    let gw = Gateway::start(&behind_proxy(json!({"rateLimitMaxRequests": 2})));
+    // One /64 (the default), then its neighbour.
+    assert_eq!(
+        statuses_for(
+            &gw,
+            &[
+                "2001:db8:0:1::1",
+                "2001:db8:0:1:ffff::2",
+                "2001:db8:0:1::3",
+                "2001:db8:0:2::1"
+            ]
+        ),
+        [200, 200, 429, 200]
+    );
+    let per_address = Gateway::start(&behind_proxy(
+        json!({"rateLimitMaxRequests": 2, "ipv6PrefixBits": 128}),
+    ));
+    assert_eq!(
+        statuses_for(
+            &per_address,
+            &["2001:db8:0:1::1", "2001:db8:0:1::1", "2001:db8:0:1::3"]
+        ),
+        [200, 200, 200]
     );
 }
 
