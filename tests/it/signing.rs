@@ -3,7 +3,7 @@
 //! we verify, every malformed signature, the tolerance on both sides, and
 //! live secret lists before and after a key is removed.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use openclaw_webhooks::signing::{sign, SigningKey};
 use serde_json::{json, Value};
@@ -340,9 +340,8 @@ fn status_at_offset(gw: &Gateway, offset: i64) -> (u16, String) {
                 res.json["code"].as_str().unwrap_or("").to_owned(),
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("could not send within one second");
+    panic!("every attempt straddled a second boundary");
 }
 
 #[test]

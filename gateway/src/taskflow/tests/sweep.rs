@@ -188,6 +188,8 @@ fn the_background_sweeper_runs_on_its_interval_and_stops_on_close() {
             break;
         }
         assert!(Instant::now() < deadline, "the sweeper never ran");
+        // The sweeper thread signals nothing a test can wait on; its effect
+        // is what this bounded poll watches for.
         std::thread::sleep(Duration::from_millis(10));
     }
     let started = Instant::now();
