@@ -1,6 +1,7 @@
 //! The single writer thread: drains queued operations into a batch,
 //! evaluates them in order, stages their rows, commits one transaction
-//! (group commit), publishes to the index, then replies.
+//! (group commit), publishes to the index, wakes the reads waiting on the
+//! flows it changed, then replies.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use super::index::Index;
 use super::keys::{self, Claim, Prior, Record, Staged};
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
+use super::watch::{FlowChange, Watchers};
 use super::{children, flows, rows, schema, sweep};
 
 /// Most operations committed together.
@@ -63,6 +65,8 @@ pub(crate) struct Writer {
     pub clock: Clock,
     pub retention_ms: u64,
     pub next_seq: u64,
+    /// Reads waiting for flows to change.
+    pub watchers: Arc<Watchers>,
 }
 
 /// Answers held back until the batch is durable.
@@ -146,6 +150,7 @@ impl Writer {
             clock,
             retention_ms,
             next_seq,
+            watchers,
         } = self;
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);
@@ -218,6 +223,8 @@ impl Writer {
         }
         drop(guard);
         publish(&mut index.write(), &committed);
+        // After publishing: a woken read sees the commit.
+        watchers.committed(committed.iter().filter_map(flow_change));
         true
     }
 }
@@ -306,6 +313,15 @@ fn publish(index: &mut Index, changes: &[Change]) {
             Change::DeleteTask { id, .. } => index.remove_task(id),
             Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
         }
+    }
+}
+
+/// What a committed change did to a flow, if it touched one.
+fn flow_change(change: &Change) -> Option<FlowChange<'_>> {
+    match change {
+        Change::PutFlow(f) => Some(FlowChange::Put(&f.record)),
+        Change::DeleteFlow { id, .. } => Some(FlowChange::Deleted(id)),
+        _ => None,
     }
 }
 
