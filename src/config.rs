@@ -70,6 +70,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Clients tracked per route; beyond it new clients share one overflow bucket.
     pub max_tracked_keys: usize,
+    /// Requests waiting in `get_flow` per route; one more gets 429 `too_many_waiters`.
+    pub max_waiters: usize,
 }
 
 impl Default for Limits {
@@ -81,17 +83,19 @@ impl Default for Limits {
             max_body_bytes: 262_144,
             body_timeout: Duration::from_millis(15_000),
             max_tracked_keys: 4096,
+            max_waiters: 1024,
         }
     }
 }
 
-const LIMIT_KEYS: [&str; 6] = [
+const LIMIT_KEYS: [&str; 7] = [
     "rateLimitWindowMs",
     "rateLimitMaxRequests",
     "maxInFlight",
     "maxBodyBytes",
     "bodyTimeoutMs",
     "maxTrackedKeys",
+    "maxWaiters",
 ];
 
 const ROUTE_KEYS: [&str; 8] = [
@@ -247,6 +251,7 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
         body_timeout: int("bodyTimeoutMs", 1, 600_000).map_or(base.body_timeout, ms),
         max_tracked_keys: int("maxTrackedKeys", 1, 1_000_000)
             .map_or(base.max_tracked_keys, |n| n as usize),
+        max_waiters: int("maxWaiters", 1, 1_000_000).map_or(base.max_waiters, |n| n as usize),
     }
 }
 
@@ -321,6 +326,23 @@ mod tests {
         assert_eq!(l.max_in_flight, 2);
         assert_eq!(l.rate_limit_max_requests, 9);
         assert_eq!(l.max_body_bytes, 262_144);
+    }
+
+    #[test]
+    fn max_waiters_defaults_to_1024_and_is_checked() {
+        let c = parse(
+            r#"{"limits":{"maxWaiters":7},
+                "routes":{"a":{"sessionKey":"s","secret":"x"},
+                          "b":{"sessionKey":"s","secret":"y","limits":{"maxWaiters":9}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(Limits::default().max_waiters, 1024);
+        assert_eq!(c.routes[0].limits.max_waiters, 7);
+        assert_eq!(c.routes[1].limits.max_waiters, 9);
+        assert_eq!(
+            issues(r#"{"routes":{"a":{"sessionKey":"s","secret":"x","limits":{"maxWaiters":0}}}}"#),
+            ["routes.a.limits.maxWaiters: expected a whole number from 1 to 1000000"]
+        );
     }
 
     #[test]

@@ -78,8 +78,10 @@ async fn serve(
         Ok(admitted) => admitted,
         Err(err) => return err.into(),
     };
+    // A waiting read gives its in-flight slot back before it waits.
+    let slot = (!actions::waits(&admitted.action)).then_some(admitted.slot);
     let answer = actions::run(route, admitted.action, admitted.key).await;
-    drop(admitted.slot);
+    drop(slot);
     answer
 }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::pipeline;
 use crate::routes::AppState;
+use crate::wait::Waiters;
 
 /// How long actix itself would let a draining worker run. The drain is
 /// bounded by the grace `Server::stop` receives, never by this: it only has
@@ -24,6 +26,8 @@ const ACTIX_DRAIN_CEILING: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct Server {
     /// Taken by the first `stop`.
     running: Mutex<Option<Running>>,
+    /// Every route's waiting reads, answered at once when the drain starts.
+    waiters: Vec<Arc<Waiters>>,
 }
 
 struct Running {
@@ -42,6 +46,11 @@ pub fn start(
     state: AppState,
     workers: usize,
 ) -> Result<Server, String> {
+    let waiters = state
+        .routes
+        .values()
+        .map(|r| Arc::clone(&r.waiters))
+        .collect();
     let state = web::Data::new(state);
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
@@ -71,6 +80,7 @@ pub fn start(
                 stop: stop_tx,
                 thread,
             })),
+            waiters,
         }),
         Ok(Err(e)) => Err(format!("cannot serve on the listener: {e}")),
         Err(_) => Err("the server thread ended before serving".into()),
@@ -128,11 +138,15 @@ async fn first<A: Future + Unpin, B: Future>(mut a: A, b: B) -> Either<A::Output
 impl Server {
     /// Stops accepting connections, lets in-flight requests finish for at
     /// most `grace`, closes the connections still open after it, and
-    /// returns once the server thread has ended. Later calls return at once.
+    /// returns once the server thread has ended. Waiting reads are answered
+    /// at once, so they never hold the drain up. Later calls return at once.
     pub fn stop(&self, grace: Duration) {
         let Some(running) = self.running.lock().take() else {
             return;
         };
+        for waiters in &self.waiters {
+            waiters.stop();
+        }
         // A send error means the thread already ended; joining still
         // observes it.
         let _ = running.stop.send(grace);

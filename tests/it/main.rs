@@ -15,3 +15,4 @@ mod limits;
 mod load;
 mod secrets;
 mod transcript;
+mod waiting;
