@@ -1,7 +1,7 @@
 //! The watch registry: the wakers of reads that wait for a flow to change,
 //! keyed by flow id. The writer hands it every commit's flow changes after
-//! publishing them; each waker whose wait the commit settles is removed and
-//! woken exactly once.
+//! publishing them and takes out each waker whose wait the commit settles;
+//! it wakes them, once each, right after answering the batch's writes.
 //!
 //! Rules:
 //! - A waiter registers before it reads the index (see `Store::watch`):
@@ -103,11 +103,15 @@ impl Watchers {
         }
     }
 
-    /// Wakes every waker whose wait `changes` settle. Runs on the writer
-    /// thread after the commit is published to the index.
-    pub fn committed<'a>(&self, changes: impl IntoIterator<Item = FlowChange<'a>>) {
+    /// Unregisters and returns every waker whose wait `changes` settle,
+    /// for [`wake`]. Runs on the writer thread after the commit is
+    /// published to the index.
+    pub fn settled<'a>(
+        &self,
+        changes: impl IntoIterator<Item = FlowChange<'a>>,
+    ) -> Vec<FlowWakerBox> {
         if self.len.load(Ordering::SeqCst) == 0 {
-            return;
+            return Vec::new();
         }
         let mut due: Vec<(u64, FlowWakerBox)> = Vec::new();
         {
@@ -133,11 +137,8 @@ impl Watchers {
                 registry.flow_of.remove(ticket);
             }
         }
-        if due.is_empty() {
-            return;
-        }
         self.len.fetch_sub(due.len(), Ordering::SeqCst);
-        wake(due.into_iter().map(|(_, waker)| waker));
+        due.into_iter().map(|(_, waker)| waker).collect()
     }
 
     /// Wakes every registered waker (the store is closing).
@@ -163,7 +164,7 @@ impl Watchers {
 
 /// Calls each waker once, then drops it. A waker is the caller's code: a
 /// fault in one must not take the writer down or skip the others.
-fn wake(wakers: impl IntoIterator<Item = FlowWakerBox>) {
+pub(crate) fn wake(wakers: impl IntoIterator<Item = FlowWakerBox>) {
     for waker in wakers {
         if catch_unwind(AssertUnwindSafe(|| waker.wake())).is_err() {
             log::error!("taskflow store: a flow waker panicked");
