@@ -109,6 +109,9 @@ pub async fn until_settled(route: &Route, flow_id: &str, wait: WaitFor) -> Resul
         return Err(ApiError::new(Code::TooManyWaiters).retry_after(Duration::from_secs(1)));
     };
     let mut stopped = route.waiters.stopped.subscribe();
+    if *stopped.borrow_and_update() {
+        return Ok(());
+    }
     let woken = Arc::new(Notify::new());
     let waker = FlowWaker_TO::from_value(Wake(Arc::clone(&woken)), TD_Opaque);
     let ticket = match route
