@@ -99,6 +99,8 @@ pub struct Limits {
     pub max_tracked_keys: usize,
     /// IPv6 clients are keyed by their network of this many leading bits.
     pub ipv6_prefix_bits: u8,
+    /// Requests waiting in `get_flow` per route; one more gets 429 `too_many_waiters`.
+    pub max_waiters: usize,
 }
 
 impl Default for Limits {
@@ -111,11 +113,12 @@ impl Default for Limits {
             body_timeout: Duration::from_millis(15_000),
             max_tracked_keys: 16_384,
             ipv6_prefix_bits: 64,
+            max_waiters: 1024,
         }
     }
 }
 
-const LIMIT_KEYS: [&str; 7] = [
+const LIMIT_KEYS: [&str; 8] = [
     "rateLimitWindowMs",
     "rateLimitMaxRequests",
     "maxInFlight",
@@ -123,6 +126,7 @@ const LIMIT_KEYS: [&str; 7] = [
     "bodyTimeoutMs",
     "maxTrackedKeys",
     "ipv6PrefixBits",
+    "maxWaiters",
 ];
 
 const ROUTE_KEYS: [&str; 11] = [
@@ -308,6 +312,7 @@ fn parse_limits(w: &mut Walker, path: &str, v: Option<&Value>, base: Limits) -> 
             .map_or(base.max_tracked_keys, |n| n as usize),
         // Below /32 one key would stand for a whole provider's customers.
         ipv6_prefix_bits: int("ipv6PrefixBits", 32, 128).map_or(base.ipv6_prefix_bits, |n| n as u8),
+        max_waiters: int("maxWaiters", 1, 1_000_000).map_or(base.max_waiters, |n| n as usize),
     }
 }
 
@@ -460,6 +465,23 @@ mod tests {
         assert_eq!(l.max_in_flight, 2);
         assert_eq!(l.rate_limit_max_requests, 9);
         assert_eq!(l.max_body_bytes, 262_144);
+    }
+
+    #[test]
+    fn max_waiters_defaults_to_1024_and_is_checked() {
+        let c = parse(
+            r#"{"limits":{"maxWaiters":7},
+                "routes":{"a":{"sessionKey":"s","secret":"x"},
+                          "b":{"sessionKey":"s","secret":"y","limits":{"maxWaiters":9}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(Limits::default().max_waiters, 1024);
+        assert_eq!(c.routes[0].limits.max_waiters, 7);
+        assert_eq!(c.routes[1].limits.max_waiters, 9);
+        assert_eq!(
+            issues(r#"{"routes":{"a":{"sessionKey":"s","secret":"x","limits":{"maxWaiters":0}}}}"#),
+            ["routes.a.limits.maxWaiters: expected a whole number from 1 to 1000000"]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub enum Code {
     RateLimited,
     UnsupportedMediaType,
     InFlightLimited,
+    TooManyWaiters,
     Unauthorized,
     /// A signed route's signature is missing, malformed or wrong.
     InvalidSignature,
@@ -54,6 +55,7 @@ impl Code {
             Self::RateLimited => "rate_limited",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InFlightLimited => "in_flight_limited",
+            Self::TooManyWaiters => "too_many_waiters",
             Self::Unauthorized => "unauthorized",
             Self::InvalidSignature => "invalid_signature",
             Self::StaleSignature => "stale_signature",
@@ -103,7 +105,7 @@ impl Code {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::IdempotencyKeyMismatch => 422,
-            Self::RateLimited | Self::InFlightLimited => 429,
+            Self::RateLimited | Self::InFlightLimited | Self::TooManyWaiters => 429,
             Self::InternalError => 500,
             Self::PersistFailed => 503,
         }
@@ -115,6 +117,7 @@ impl Code {
             Self::NotFound => "Not Found",
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::RateLimited | Self::InFlightLimited => "Too Many Requests",
+            Self::TooManyWaiters => "too many requests are waiting on this route",
             Self::UnsupportedMediaType => "Unsupported Media Type",
             Self::Unauthorized => "unauthorized",
             Self::InvalidSignature => "invalid signature",

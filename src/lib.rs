@@ -14,7 +14,8 @@
 //!   signatures; [`access`]: a route's `allowFrom` and `actions`.
 //! - [`request`]: the action schemas. [`actions`]: runs an action against
 //!   the bound TaskFlow; [`completion`] awaits its writes without blocking a
-//!   thread. [`views`]: what clients see of flows and tasks.
+//!   thread; [`wait`] holds a waiting `get_flow` until its flow changes.
+//!   [`views`]: what clients see of flows and tasks.
 //! - [`error`]: every response code and its HTTP status, in one place;
 //!   [`response`]: renders the envelope and common headers.
 //! - [`logging`]: forwards log records and panics to the Gateway.
@@ -42,6 +43,7 @@ pub mod server;
 pub mod signing;
 pub mod texts;
 pub mod views;
+pub mod wait;
 
 /// The id this plugin has under `plugins.entries`.
 pub const PLUGIN_ID: &str = "webhooks";

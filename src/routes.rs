@@ -20,6 +20,7 @@ use crate::idempotency::{Policy, Running};
 use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::paths::route_key;
 use crate::signing::{Rejection, SignedHeaders, Verified, Verifier};
+use crate::wait::Waiters;
 
 /// One serving route and its shared state.
 pub struct Route {
@@ -41,6 +42,8 @@ pub struct Route {
     pub running: Arc<Running>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
+    /// The route's waiting reads and their stop signal.
+    pub waiters: Arc<Waiters>,
 }
 
 impl Route {
@@ -62,6 +65,7 @@ impl Route {
             in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
             idempotency: config.idempotency,
             running: Running::new(),
+            waiters: Waiters::new(limits.max_waiters),
             flows: Arc::new(flows),
             id: config.id,
             path: config.path,

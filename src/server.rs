@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::connection::Connection;
 use crate::logging;
 use crate::pipeline;
 use crate::routes::AppState;
+use crate::wait::Waiters;
 
 /// How long actix itself would let a draining worker run. The drain is
 /// bounded by the grace `Server::stop` receives, never by this: it only has
@@ -36,6 +38,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     /// Taken by the first `stop`.
     running: Mutex<Option<Running>>,
+    /// Every route's waiting reads, answered at once when the drain starts.
+    waiters: Vec<Arc<Waiters>>,
 }
 
 struct Running {
@@ -54,6 +58,11 @@ pub fn start(
     state: AppState,
     workers: usize,
 ) -> Result<Server, String> {
+    let waiters = state
+        .routes
+        .values()
+        .map(|r| Arc::clone(&r.waiters))
+        .collect();
     let state = web::Data::new(state);
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
@@ -117,6 +126,7 @@ pub fn start(
                 stop: stop_tx,
                 thread,
             })),
+            waiters,
         }),
         Ok(Err(e)) => Err(format!("cannot serve on the listener: {e}")),
         Err(_) => Err("the server thread ended before serving".into()),
@@ -174,11 +184,15 @@ async fn first<A: Future + Unpin, B: Future>(mut a: A, b: B) -> Either<A::Output
 impl Server {
     /// Stops accepting connections, lets in-flight requests finish for at
     /// most `grace`, closes the connections still open after it, and
-    /// returns once the server thread has ended. Later calls return at once.
+    /// returns once the server thread has ended. Waiting reads are answered
+    /// at once, so they never hold the drain up. Later calls return at once.
     pub fn stop(&self, grace: Duration) {
         let Some(running) = self.running.lock().take() else {
             return;
         };
+        for waiters in &self.waiters {
+            waiters.stop();
+        }
         // A send error means the thread already ended; joining still
         // observes it.
         let _ = running.stop.send(grace);

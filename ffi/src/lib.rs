@@ -22,6 +22,14 @@
 //! fields after `last_prefix_field` in the root module, methods at the end of
 //! the traits. Changing any struct below is a breaking change and bumps the
 //! minor version.
+//!
+//! Appending is compatible in one direction only. The checker accepts a
+//! plugin whose view of every type has at least the host's fields: a plugin
+//! built against a later release of the series loads into an earlier host
+//! (a method the host lacks runs its default body, which answers
+//! `ErrorCode::UNSUPPORTED`), but a plugin built before methods were
+//! appended is refused by a host that has them, even on a trait the host
+//! implements. Since 0.2.1, `BoundTaskFlow` has `watch` and `unwatch`.
 
 // The abi_stable derive and trait macros expand to code that trips these lints.
 #![allow(non_local_definitions, non_camel_case_types, unsafe_code)]

@@ -100,6 +100,9 @@ impl ErrorCode {
     pub const PERSIST_FAILED: Self = Self(1);
     /// The input broke a rule of the runtime (for example an empty session key).
     pub const INVALID_INPUT: Self = Self(2);
+    /// The host does not implement the method (it was built before the
+    /// method was appended to the interface).
+    pub const UNSUPPORTED: Self = Self(3);
 }
 
 /// A failure of the host, as opposed to a refusal of the request.

@@ -3,7 +3,9 @@
 //! Every method must not panic: a panic that reaches the boundary exits the
 //! whole process. Methods of [`BoundTaskFlow`] that write may wait on disk,
 //! so a plugin calls them from a thread that may block, or uses
-//! [`BoundTaskFlow::submit`], which completes through a callback.
+//! [`BoundTaskFlow::submit`], which completes through a callback. A read
+//! that waits for a flow to change registers a [`FlowWaker`] with
+//! [`BoundTaskFlow::watch`]; no thread waits for it either.
 
 use abi_stable::{
     sabi_trait,
@@ -11,7 +13,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowError};
+use crate::outcome::{CancelOutcome, ErrorCode, MutationOutcome, RunTaskOutcome, TaskFlowError};
 use crate::records::{
     CreateFlow, Fail, Finish, FlowRecord, RequestCancel, Resume, RunTask, SetWaiting, TaskSummary,
 };
@@ -93,6 +95,28 @@ pub trait WriteCompletion: Send + Sync {
 
 pub type WriteCompletionBox = WriteCompletion_TO<'static, RBox<()>>;
 
+/// Wakes a read that waits for a flow to change (see
+/// [`BoundTaskFlow::watch`]). Implemented by the caller.
+///
+/// The host calls `wake` at most once, from any thread (usually its writer
+/// thread, right after a commit, with other waiters still to wake), so it
+/// must return at once: no blocking, no I/O, no calls back into the host.
+#[sabi_trait]
+pub trait FlowWaker: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn wake(&self);
+}
+
+pub type FlowWakerBox = FlowWaker_TO<'static, RBox<()>>;
+
+/// Names one registration made with [`BoundTaskFlow::watch`], for
+/// [`BoundTaskFlow::unwatch`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WatchTicket {
+    pub id: u64,
+}
+
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -149,6 +173,40 @@ pub trait BoundTaskFlow: Send + Sync {
         claim: ROption<IdempotencyClaim>,
         done: WriteCompletionBox,
     );
+
+    // Methods below were appended after `submit`; a host built before them
+    // lacks them, and the default bodies answer for it.
+
+    /// Registers `waker` to be woken once the flow `flow_id` is settled for
+    /// a reader that has seen `above_revision`: its revision is above it,
+    /// it is terminal, or it is missing (or another session's). When that
+    /// already holds, `waker` is woken before `watch` returns; otherwise it
+    /// is woken right after the commit that makes it hold, once that commit
+    /// is visible to reads. Register first and read the flow after the wake
+    /// (or the wait's end): no commit falls between the two.
+    ///
+    /// Every ticket must be released with [`BoundTaskFlow::unwatch`] when
+    /// the wait ends, woken or not. A host without waiting reads answers
+    /// `ErrorCode::UNSUPPORTED`.
+    fn watch(
+        &self,
+        flow_id: RStr<'_>,
+        above_revision: u64,
+        waker: FlowWakerBox,
+    ) -> RResult<WatchTicket, TaskFlowError> {
+        let _ = (flow_id, above_revision, waker);
+        RResult::RErr(TaskFlowError::new(
+            ErrorCode::UNSUPPORTED,
+            "This Gateway does not support waiting reads.",
+        ))
+    }
+
+    /// Drops the registration of `ticket` (and its waker) if it was not
+    /// woken yet. A waker being woken while this runs may still be called
+    /// once; later it never is. Unknown tickets are ignored.
+    fn unwatch(&self, ticket: WatchTicket) {
+        let _ = ticket;
+    }
 }
 
 pub type BoundTaskFlowBox = BoundTaskFlow_TO<'static, RBox<()>>;

@@ -19,6 +19,7 @@ use crate::response;
 use crate::routes::Route;
 use crate::texts;
 use crate::views;
+use crate::wait::{self, WaitFor};
 
 pub use outcomes::written;
 
@@ -57,6 +58,12 @@ impl From<ApiError> for Answer {
     }
 }
 
+/// Whether an action is a read that waits for its flow to change (and so
+/// must not hold an in-flight slot while it runs).
+pub fn waits(action: &Action) -> bool {
+    matches!(action, Action::GetFlow { wait: Some(_), .. })
+}
+
 /// Whether an action writes (and so may carry an idempotency key).
 pub fn writes(action: &Action) -> bool {
     !matches!(
@@ -88,6 +95,13 @@ pub async fn run(route: &Route, action: Action, key: Option<Key>) -> Answer {
     }
     let request = match plan(action, &route.controller_id) {
         Plan::Read(read) => return Answer::Result(self::read(&route.flows, read)),
+        Plan::WaitThenRead { flow_id, wait } => {
+            // However the wait ends, the answer is the flow as it is then.
+            if let Err(e) = wait::until_settled(route, &flow_id, wait).await {
+                return e.into();
+            }
+            return Answer::Result(self::read(&route.flows, Read::GetFlow(flow_id)));
+        }
         Plan::Write(request) => request,
     };
     let shape = outcomes::Shape::of(&request);
@@ -123,11 +137,13 @@ fn keyed(route: &Route, key: Key) -> Keyed {
     }
 }
 
-/// What an action does: a read answered at once from memory, or a write.
+/// What an action does: a read answered at once from memory, a read that
+/// first waits for its flow to change, or a write.
 // Lives on the stack for one request; boxing the write would only allocate.
 #[allow(clippy::large_enum_variant)]
 enum Plan {
     Read(Read),
+    WaitThenRead { flow_id: String, wait: WaitFor },
     Write(WriteRequest),
 }
 
@@ -150,7 +166,14 @@ fn plan(action: Action, default_controller: &str) -> Plan {
             }
             WriteRequest::Create(input)
         }
-        Action::GetFlow { flow_id } => return Plan::Read(Read::GetFlow(flow_id)),
+        Action::GetFlow {
+            flow_id,
+            wait: Some(wait),
+        } => return Plan::WaitThenRead { flow_id, wait },
+        Action::GetFlow {
+            flow_id,
+            wait: None,
+        } => return Plan::Read(Read::GetFlow(flow_id)),
         Action::ListFlows => return Plan::Read(Read::ListFlows),
         Action::FindLatestFlow => return Plan::Read(Read::FindLatestFlow),
         Action::ResolveFlow { token } => return Plan::Read(Read::ResolveFlow(token)),
@@ -268,7 +291,7 @@ pub(crate) mod tests {
     pub const PANIC_FLOW_ID: &str = "panic-in-unit-test";
 
     pub fn panic_on_request(action: &Action) {
-        if matches!(action, Action::GetFlow { flow_id } if flow_id == PANIC_FLOW_ID) {
+        if matches!(action, Action::GetFlow { flow_id, .. } if flow_id == PANIC_FLOW_ID) {
             panic!("a bug inside an action");
         }
     }

@@ -137,7 +137,12 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
         Ok(admitted) => admitted,
         Err((route_id, err)) => return Outgoing::closing(response::failure(route_id, &err)),
     };
-    let route = &admitted.route;
+    let Admitted {
+        route,
+        client,
+        slot,
+    } = admitted;
+    let route = &route;
     let bytes = match body::read(req.headers(), &mut payload, &route.limits).await {
         Ok(bytes) => bytes,
         Err(err) => return Outgoing::closing(response::failure(Some(&route.id), &err)),
@@ -147,7 +152,7 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
     let signed = match route.verify_signature(req.headers(), &bytes) {
         Ok(signed) => signed.map(|v| {
             // A signed caller authenticated: its rate-limit entry is kept.
-            route.rate.authenticated(admitted.client, Instant::now());
+            route.rate.authenticated(client, Instant::now());
             v.id.to_owned()
         }),
         Err(err) => {
@@ -157,7 +162,7 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
             }
         }
     };
-    let answer = serve(route, req.headers(), &bytes, signed).await;
+    let answer = serve(route, req.headers(), &bytes, signed, slot).await;
     Outgoing {
         response: response::respond(Some(&route.id), &answer),
         close: false,
@@ -169,7 +174,7 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
 struct Admitted {
     route: Arc<Route>,
     client: ClientKey,
-    _slot: InFlightGuard,
+    slot: InFlightGuard,
 }
 
 /// The checks before the body is read, in order (the body's declared length
@@ -216,7 +221,7 @@ fn admit<'s>(
     Ok(Admitted {
         route: Arc::clone(route),
         client,
-        _slot: slot,
+        slot,
     })
 }
 
@@ -226,12 +231,17 @@ async fn serve(
     headers: &HeaderMap,
     bytes: &[u8],
     delivery_id: Option<String>,
+    slot: InFlightGuard,
 ) -> Answer {
     let (action, key) = match parse(route, headers, bytes, delivery_id) {
         Ok(parsed) => parsed,
         Err(err) => return err.into(),
     };
-    actions::run(route, action, key).await
+    // A waiting read gives its in-flight slot back before it waits.
+    let slot = (!actions::waits(&action)).then_some(slot);
+    let answer = actions::run(route, action, key).await;
+    drop(slot);
+    answer
 }
 
 /// The body as an action the route permits, and a write's idempotency key,

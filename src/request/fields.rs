@@ -73,7 +73,7 @@ pub(super) fn received(v: Option<&Value>) -> &'static str {
 pub(super) struct Fields<'a> {
     obj: &'a Map<String, Value>,
     read: Vec<&'static str>,
-    issues: Vec<Issue>,
+    pub(super) issues: Vec<Issue>,
 }
 
 impl<'a> Fields<'a> {
@@ -85,12 +85,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(super) fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.read.push(key);
         self.obj.get(key)
     }
 
-    fn expected(&mut self, key: &str, what: &str, v: Option<&Value>) {
+    pub(super) fn expected(&mut self, key: &str, what: &str, v: Option<&Value>) {
         self.issues.push(issue(
             key,
             format!("Invalid input: expected {what}, received {}", received(v)),
@@ -186,7 +186,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn integer(&mut self, key: &'static str, v: Option<&Value>) -> Option<u64> {
+    pub(super) fn integer(&mut self, key: &'static str, v: Option<&Value>) -> Option<u64> {
         const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
         let Some(n) = v
             .and_then(Value::as_f64)

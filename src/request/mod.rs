@@ -17,9 +17,14 @@ use serde_json::Value;
 
 use self::fields::{issue, received, Fields};
 
+use crate::wait::{WaitFor, MAX_WAIT};
+
 /// The exact message of the `run_task` cross-field rule.
 pub const RUNNING_ONLY_MESSAGE: &str =
     "status must be running when startedAt, lastEventAt, or progressSummary is provided";
+
+/// The exact message of the `get_flow` cross-field rule.
+pub const WAIT_MS_ALONE_MESSAGE: &str = "waitMs is only allowed with waitForRevisionAbove";
 
 /// Every action name, in schema order.
 pub const ACTIONS: [&str; 13] = [
@@ -46,6 +51,8 @@ pub enum Action {
     CreateFlow(CreateFlow),
     GetFlow {
         flow_id: String,
+        /// Set when the read waits for the flow to change.
+        wait: Option<WaitFor>,
     },
     ListFlows,
     FindLatestFlow,
@@ -109,7 +116,7 @@ pub fn parse(value: &Value) -> Result<Action, Vec<Issue>> {
     let mut f = Fields::new(obj);
     let action = match name {
         "create_flow" => create_flow(&mut f),
-        "get_flow" => f.text("flowId").map(|flow_id| Action::GetFlow { flow_id }),
+        "get_flow" => get_flow(&mut f),
         "list_flows" => Some(Action::ListFlows),
         "find_latest_flow" => Some(Action::FindLatestFlow),
         "resolve_flow" => f.text("token").map(|token| Action::ResolveFlow { token }),
@@ -138,6 +145,60 @@ fn unknown_action_message() -> String {
         "Invalid discriminator value. Expected {}",
         expected.join(" | ")
     )
+}
+
+/// `get_flow`, waiting when `waitForRevisionAbove` (a revision) is given;
+/// `waitMs` (1 to 25000, default 25000) only with it.
+fn get_flow(f: &mut Fields<'_>) -> Option<Action> {
+    let flow_id = f.text("flowId");
+    let above = match f.get("waitForRevisionAbove") {
+        None => None,
+        v => f.integer("waitForRevisionAbove", v),
+    };
+    let given_ms = match f.get("waitMs") {
+        None => None,
+        v => wait_ms(f, v),
+    };
+    if f.issues.is_empty() && given_ms.is_some() && above.is_none() {
+        f.issues.push(issue("waitMs", WAIT_MS_ALONE_MESSAGE));
+    }
+    let wait = above.map(|above_revision| WaitFor {
+        above_revision,
+        timeout: given_ms.map_or(MAX_WAIT, std::time::Duration::from_millis),
+    });
+    Some(Action::GetFlow {
+        flow_id: flow_id?,
+        wait,
+    })
+}
+
+/// `waitMs`: a whole number of milliseconds from 1 to 25000.
+fn wait_ms(f: &mut Fields<'_>, v: Option<&Value>) -> Option<u64> {
+    const KEY: &str = "waitMs";
+    let max = MAX_WAIT.as_millis() as f64;
+    let Some(n) = v
+        .and_then(Value::as_f64)
+        .filter(|_| v.is_some_and(Value::is_number))
+    else {
+        f.expected(KEY, "number", v);
+        return None;
+    };
+    if n.fract() != 0.0 {
+        f.expected(KEY, "int", v);
+        None
+    } else if n < 1.0 {
+        f.issues
+            .push(issue(KEY, "Too small: expected number to be >=1"));
+        None
+    } else if n > max {
+        f.issues.push(issue(
+            KEY,
+            format!("Too big: expected number to be <={max}"),
+        ));
+        None
+    } else {
+        Some(n as u64)
+    }
 }
 
 fn create_flow(f: &mut Fields<'_>) -> Option<Action> {
@@ -393,6 +454,73 @@ mod tests {
         assert_eq!(
             first_error(json!({"action":"run_task","flowId":"f","runtime":"cli","task":"t"})),
             "runtime: Invalid option: expected one of \"subagent\"|\"acp\""
+        );
+    }
+
+    #[test]
+    fn get_flow_waits_only_when_asked_with_checked_bounds() {
+        let plain = parse(&json!({"action":"get_flow","flowId":" f "})).unwrap();
+        assert_eq!(
+            plain,
+            Action::GetFlow {
+                flow_id: "f".into(),
+                wait: None
+            }
+        );
+        let Action::GetFlow { wait, .. } =
+            parse(&json!({"action":"get_flow","flowId":"f","waitForRevisionAbove":3})).unwrap()
+        else {
+            panic!("wrong action")
+        };
+        assert_eq!(
+            wait,
+            Some(WaitFor {
+                above_revision: 3,
+                timeout: MAX_WAIT
+            })
+        );
+        let Action::GetFlow { wait, .. } =
+            parse(&json!({"action":"get_flow","flowId":"f","waitForRevisionAbove":0,"waitMs":1}))
+                .unwrap()
+        else {
+            panic!("wrong action")
+        };
+        assert_eq!(wait.unwrap().timeout, std::time::Duration::from_millis(1));
+
+        let get = |extra: Value| {
+            let mut v = json!({"action":"get_flow","flowId":"f"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            first_error(v)
+        };
+        assert_eq!(
+            get(json!({"waitMs": 100})),
+            format!("waitMs: {WAIT_MS_ALONE_MESSAGE}")
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": -1})),
+            "waitForRevisionAbove: Too small: expected number to be >=0"
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": "1"})),
+            "waitForRevisionAbove: Invalid input: expected number, received string"
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": 1, "waitMs": 0})),
+            "waitMs: Too small: expected number to be >=1"
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": 1, "waitMs": 25001})),
+            "waitMs: Too big: expected number to be <=25000"
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": 1, "waitMs": 2.5})),
+            "waitMs: Invalid input: expected int, received number"
+        );
+        assert_eq!(
+            get(json!({"waitForRevisionAbove": 1, "waitMs": null})),
+            "waitMs: Invalid input: expected number, received null"
         );
     }
 

@@ -18,3 +18,4 @@ mod load;
 mod secrets;
 mod signing;
 mod transcript;
+mod waiting;

@@ -12,7 +12,8 @@ use openclaw_ffi::records::{
     TaskRuntime, TaskStatus, TaskSummary,
 };
 use openclaw_ffi::runtime::{
-    BoundTaskFlow, IdempotencyClaim, WriteCompletionBox, WriteOutcome, WriteRequest,
+    BoundTaskFlow, FlowWakerBox, IdempotencyClaim, WatchTicket, WriteCompletionBox, WriteOutcome,
+    WriteRequest,
 };
 
 use super::error::{internal, invalid_input};
@@ -306,5 +307,25 @@ impl BoundTaskFlow for Bound {
                 done.complete(outcome.into());
             }),
         );
+    }
+
+    fn watch(
+        &self,
+        flow_id: RStr<'_>,
+        above_revision: u64,
+        waker: FlowWakerBox,
+    ) -> RResult<WatchTicket, TaskFlowError> {
+        guarded(|| {
+            let id = self
+                .store
+                .watch(&self.owner, flow_id.as_str(), above_revision, waker);
+            Ok(WatchTicket { id })
+        })
+    }
+
+    fn unwatch(&self, ticket: WatchTicket) {
+        if catch_unwind(AssertUnwindSafe(|| self.store.unwatch(ticket.id))).is_err() {
+            log::error!("taskflow store: unwatch fault");
+        }
     }
 }

@@ -14,7 +14,8 @@
 //! `rows` (row mapping), `keys` (idempotency records), `ops` (operations,
 //! answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
-//! (run_task, cancel), `sweep` (maintenance), `writer` (group commit),
+//! (run_task, cancel), `sweep` (maintenance), `watch` (the wakers of
+//! waiting reads), `writer` (group commit),
 //! `store` (the handle), `bound` (binding and the session view).
 
 mod batch;
@@ -32,6 +33,7 @@ mod rows;
 mod schema;
 mod store;
 mod sweep;
+mod watch;
 mod writer;
 
 #[cfg(test)]

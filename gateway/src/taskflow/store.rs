@@ -15,6 +15,7 @@ use super::keys::Claim;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SWEEP_CHUNK};
+use super::watch::{settles, Watchers};
 use super::writer::{Replier, Reply, Request, Writer};
 use super::{file, rows};
 
@@ -33,6 +34,7 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    watchers: Arc<Watchers>,
 }
 
 fn duplicate(path: &std::path::Path, kind: &str, id: &str) -> StoreError {
@@ -72,6 +74,7 @@ impl Store {
         file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
+        let watchers = Arc::new(Watchers::default());
         let writer = Writer {
             conn,
             path: path.clone(),
@@ -79,6 +82,7 @@ impl Store {
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),
             next_seq,
+            watchers: Arc::clone(&watchers),
         };
         let writer = thread::Builder::new()
             .name("taskflow-writer".into())
@@ -97,6 +101,7 @@ impl Store {
                 writer: Mutex::new(Some(writer)),
                 sweeper: Mutex::new(None),
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
+                watchers,
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -195,6 +200,43 @@ impl Store {
         f(&self.inner.index.read())
     }
 
+    /// Registers `waker` to be woken once `owner`'s flow `flow_id` is
+    /// settled for a reader that has seen `above` (a later revision, a
+    /// terminal flow, or no such flow): at once when it already is, else by
+    /// the commit that settles it. Returns the ticket for
+    /// [`Store::unwatch`].
+    pub(crate) fn watch(
+        &self,
+        owner: &str,
+        flow_id: &str,
+        above: u64,
+        waker: openclaw_ffi::runtime::FlowWakerBox,
+    ) -> u64 {
+        let watchers = &self.inner.watchers;
+        let ticket = watchers.add(flow_id, above, waker);
+        // Registered first, read second: a commit published before this
+        // read is seen here; one published after it finds the waker.
+        let settled = self.read(|index| {
+            index
+                .owned_flow(owner, flow_id)
+                .is_none_or(|f| settles(&f.record, above))
+        });
+        if settled {
+            watchers.fire(ticket);
+        }
+        ticket
+    }
+
+    /// Drops the registration of `ticket` if it was not woken yet.
+    pub(crate) fn unwatch(&self, ticket: u64) {
+        drop(self.inner.watchers.remove(ticket));
+    }
+
+    /// How many reads wait for a flow to change.
+    pub fn waiting(&self) -> usize {
+        self.inner.watchers.len()
+    }
+
     /// Sends one operation to the writer and waits for its answer.
     pub(crate) fn perform(&self, op: Op) -> Reply {
         let (reply, answer) = mpsc::sync_channel(1);
@@ -260,6 +302,8 @@ impl Inner {
                 log::error!("taskflow store {}: writer panicked", self.path.display());
             }
         }
+        // Nothing commits any more: nobody waits for a commit.
+        self.watchers.wake_all();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The single writer thread: drains queued operations into a batch,
 //! evaluates them in order, stages their rows, commits one transaction
-//! (group commit), publishes to the index, then replies.
+//! (group commit), publishes to the index, replies, then wakes the reads
+//! waiting on the flows it changed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -19,7 +20,9 @@ use super::index::Index;
 use super::keys::{self, Claim, Prior, Record, Staged};
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
+use super::watch::{self, FlowChange, Watchers};
 use super::{children, flows, rows, schema, sweep};
+use openclaw_ffi::runtime::FlowWakerBox;
 
 /// Most operations committed together.
 const MAX_BATCH: usize = 1024;
@@ -63,6 +66,8 @@ pub(crate) struct Writer {
     pub clock: Clock,
     pub retention_ms: u64,
     pub next_seq: u64,
+    /// Reads waiting for flows to change.
+    pub watchers: Arc<Watchers>,
 }
 
 /// Answers held back until the batch is durable.
@@ -107,7 +112,10 @@ impl Writer {
 
     pub(crate) fn process(&mut self, batch: Vec<Request>) {
         let mut replies: Replies = Vec::with_capacity(batch.len());
-        let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut replies)));
+        let mut settled = Vec::new();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.run_batch(batch, &mut replies, &mut settled)
+        }));
         let failure = match result {
             Ok(true) => None,
             Ok(false) => Some(persist_failed()),
@@ -124,6 +132,10 @@ impl Writer {
             };
             reply.deliver(answer);
         }
+        // The reads waiting on what the batch committed (it was published
+        // before `run_batch` returned): after the writes' own answers, so
+        // no write waits for them.
+        watch::wake(settled);
     }
 
     fn rollback(&self) {
@@ -137,8 +149,14 @@ impl Writer {
         }
     }
 
-    /// Returns false when nothing of the batch was committed.
-    fn run_batch(&mut self, batch: Vec<Request>, replies: &mut Replies) -> bool {
+    /// Returns false when nothing of the batch was committed. `settled`
+    /// receives the wakers of the reads the commit settles.
+    fn run_batch(
+        &mut self,
+        batch: Vec<Request>,
+        replies: &mut Replies,
+        settled: &mut Vec<FlowWakerBox>,
+    ) -> bool {
         let Writer {
             conn,
             path,
@@ -146,6 +164,7 @@ impl Writer {
             clock,
             retention_ms,
             next_seq,
+            watchers,
         } = self;
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);
@@ -218,6 +237,8 @@ impl Writer {
         }
         drop(guard);
         publish(&mut index.write(), &committed);
+        // Taken after publishing: a woken read sees the commit.
+        *settled = watchers.settled(committed.iter().filter_map(flow_change));
         true
     }
 }
@@ -306,6 +327,15 @@ fn publish(index: &mut Index, changes: &[Change]) {
             Change::DeleteTask { id, .. } => index.remove_task(id),
             Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
         }
+    }
+}
+
+/// What a committed change did to a flow, if it touched one.
+fn flow_change(change: &Change) -> Option<FlowChange<'_>> {
+    match change {
+        Change::PutFlow(f) => Some(FlowChange::Put(&f.record)),
+        Change::DeleteFlow { id, .. } => Some(FlowChange::Deleted(id)),
+        _ => None,
     }
 }
 

@@ -13,4 +13,5 @@ mod opening;
 mod persistence;
 mod submit;
 mod sweep;
+mod watch;
 mod writer;
