@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RStr;
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use openclaw_ffi::runtime::{LogLevel, RuntimeBox};
+use openclaw_ffi::runtime::{LogLevel, RuntimeBox, STRUCTURED_LOG_MARK};
+use serde_json::{Map, Value};
 
 struct Forward {
     runtime: Arc<RuntimeBox>,
@@ -61,4 +62,20 @@ pub fn install(runtime: Arc<RuntimeBox>) {
     std::panic::set_hook(Box::new(|info| {
         log::error!(target: "webhooks", "panic inside the plugin: {info}");
     }));
+}
+
+/// Logs `message` with structured `fields` (names and JSON values), which
+/// the Gateway writes as fields of the record rather than inside its text.
+pub fn structured(level: Level, target: &str, message: &str, fields: Map<String, Value>) {
+    if level > log::max_level() {
+        return;
+    }
+    let payload = serde_json::json!({"message": message, "fields": fields});
+    log::logger().log(
+        &Record::builder()
+            .level(level)
+            .target(target)
+            .args(format_args!("{STRUCTURED_LOG_MARK}{payload}"))
+            .build(),
+    );
 }

@@ -14,11 +14,14 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse};
 
 use crate::actions::{self, Answer, Key};
+use crate::audit::{self, Facts};
 use crate::auth::presented_secret;
+use crate::client_ip::ClientKey;
 use crate::body;
 use crate::error::{ApiError, Code};
 use crate::idempotency;
 use crate::limits::InFlightGuard;
+use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
 use crate::request;
 use crate::request::Action;
@@ -58,23 +61,77 @@ async fn dispatch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let started = Instant::now();
     let path = request_path(req.path());
     let Some(route) = state.routes.get(&path) else {
+        state.metrics.unrouted();
+        let facts = Facts {
+            client: Some(client_of(&req, &state)),
+            ..Facts::default()
+        };
+        let now = Instant::now();
+        audit::rejection(
+            None,
+            &facts,
+            Code::NotFound,
+            now - started,
+            &state.unrouted_caps,
+            now,
+        );
         return response::failure(None, &ApiError::new(Code::NotFound));
     };
-    let answer = serve(route, &req, payload, &state).await;
-    response::respond(Some(&route.id), &answer)
+    let in_flight = route.metrics.in_flight();
+    let mut facts = Facts::default();
+    let answer = serve(route, &req, payload, &state, &mut facts).await;
+    let response = response::respond(Some(&route.id), &answer);
+    let now = Instant::now();
+    let elapsed = now - started;
+    let outcome = audit::outcome(&answer);
+    let action = facts.action.unwrap_or(ActionLabel::NONE);
+    route.metrics.request(action, outcome, elapsed);
+    if let Some(key_use) = key_use(&facts, &answer, outcome) {
+        route.metrics.key_use(key_use);
+    }
+    let served = audit::Served {
+        route: &route.id,
+        facts: &facts,
+        answer: &answer,
+        outcome,
+        status: response.status().as_u16(),
+        elapsed,
+    };
+    audit::record(&served, &route.rejection_caps, now);
+    drop(in_flight);
+    response
+}
+
+/// What became of the idempotency key a request presented, if any.
+fn key_use(facts: &Facts, answer: &Answer, outcome: Outcome) -> Option<KeyUse> {
+    facts.key_digest.as_ref()?;
+    Some(match (answer, outcome) {
+        (Answer::Stored { replayed: true, .. }, _) => KeyUse::Replayed,
+        (_, Outcome::Error(Code::IdempotencyInProgress)) => KeyUse::InProgress,
+        (_, Outcome::Error(Code::IdempotencyKeyMismatch)) => KeyUse::Mismatch,
+        _ => KeyUse::First,
+    })
+}
+
+fn client_of(req: &HttpRequest, state: &AppState) -> ClientKey {
+    state
+        .proxy
+        .client_key(req.peer_addr().map(|a| a.ip()), req.headers())
 }
 
 /// The checks after routing, then the action; earlier failures never
-/// reach later checks.
+/// reach later checks. `facts` collects what the checks learned.
 async fn serve(
     route: &Route,
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,
+    facts: &mut Facts,
 ) -> Answer {
-    let admitted = match admit(route, req, &mut payload, state).await {
+    let admitted = match admit(route, req, &mut payload, state, facts).await {
         Ok(admitted) => admitted,
         Err(err) => return err.into(),
     };
@@ -95,14 +152,14 @@ async fn admit(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
+    facts: &mut Facts,
 ) -> Result<Admitted, ApiError> {
+    let client = client_of(req, state);
+    facts.client = Some(client);
     if req.method() != Method::POST {
         return Err(ApiError::new(Code::MethodNotAllowed));
     }
     let headers = req.headers();
-    let client = state
-        .proxy
-        .client_key(req.peer_addr().map(|a| a.ip()), headers);
     route
         .rate
         .check(client, Instant::now())
@@ -117,11 +174,16 @@ async fn admit(
     if !route.secret.matches(presented_secret(headers)) {
         return Err(ApiError::new(Code::Unauthorized));
     }
+    // One secret per route: it is slot 0.
+    facts.secret_slot = Some(0);
+    route.metrics.secret_slot(0);
     let bytes = body::read(headers, payload, &route.limits).await?;
     let value = body::parse_json(&bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
-    let key = if actions::writes(&action) {
-        claim_key(route, headers, &value)?
+    let writes = actions::writes(&action);
+    facts.action(&action, writes);
+    let key = if writes {
+        claim_key(route, headers, &value, facts)?
     } else {
         // Reads are safe to repeat: a key on one is ignored.
         None
@@ -134,6 +196,7 @@ fn claim_key(
     route: &Route,
     headers: &actix_web::http::header::HeaderMap,
     body: &serde_json::Value,
+    facts: &mut Facts,
 ) -> Result<Option<Key>, ApiError> {
     let Some(key) = idempotency::presented_key(headers)? else {
         if route.idempotency.required {
@@ -141,6 +204,7 @@ fn claim_key(
         }
         return Ok(None);
     };
+    facts.key(&key);
     let fingerprint = idempotency::fingerprint(body);
     let marker = route.running.claim(&key, fingerprint)?;
     Ok(Some(Key {
@@ -261,13 +325,13 @@ mod tests {
             Secret::new(SECRET.into()),
             BoundTaskFlow_TO::from_value(FailingRuntime, TD_Opaque),
         );
-        web::Data::new(AppState {
-            routes: HashMap::from([("/hook".to_owned(), Arc::new(route))]),
-            proxy: ProxyPolicy {
+        web::Data::new(AppState::new(
+            HashMap::from([("/hook".to_owned(), Arc::new(route))]),
+            ProxyPolicy {
                 trusted: Vec::new(),
                 allow_real_ip_fallback: false,
             },
-        })
+        ))
     }
 
     fn action(body: String) -> test::TestRequest {

@@ -4,15 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use abi_stable::std_types::{RResult, RStr};
 use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
+use crate::audit::RejectionCaps;
 use crate::auth::Secret;
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig, SecretInput, WEAK_SECRET_CHARS};
 use crate::idempotency::{Policy, Running};
 use crate::limits::{InFlightLimiter, RateLimiter};
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::paths::route_key;
 
 /// One serving route and its shared state.
@@ -30,6 +33,10 @@ pub struct Route {
     pub running: Arc<Running>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
+    /// Created here, with the route, so that recording takes no lookup.
+    pub metrics: Arc<RouteMetrics>,
+    /// Caps this route's rejection lines in the audit log.
+    pub rejection_caps: RejectionCaps,
 }
 
 impl Route {
@@ -46,6 +53,8 @@ impl Route {
             idempotency: config.idempotency,
             running: Running::new(),
             flows: Arc::new(flows),
+            metrics: RouteMetrics::new(&config.id, 1),
+            rejection_caps: RejectionCaps::new(Instant::now()),
             id: config.id.clone(),
             path: config.path.clone(),
             session_key: config.session_key.clone(),
@@ -61,6 +70,33 @@ pub struct AppState {
     /// Route key (see [`route_key`]) to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
+    /// Every route's metrics, for the scrape.
+    pub metrics: Arc<Metrics>,
+    /// Caps the audit lines of requests that match no route.
+    pub unrouted_caps: RejectionCaps,
+}
+
+impl AppState {
+    /// The state serving `routes` (by route key) behind `proxy`.
+    pub fn new(routes: HashMap<String, Arc<Route>>, proxy: ProxyPolicy) -> Self {
+        let metrics = Metrics::new(routes.values().map(|r| Arc::clone(&r.metrics)).collect());
+        Self {
+            routes,
+            proxy,
+            metrics,
+            unrouted_caps: RejectionCaps::new(Instant::now()),
+        }
+    }
+
+    /// Writes the summary lines of every rejection line left out so far.
+    pub fn flush_audit(&self) {
+        for route in self.routes.values() {
+            route
+                .rejection_caps
+                .flush(Some(&route.id), crate::metrics::codes());
+        }
+        self.unrouted_caps.flush(None, crate::metrics::codes());
+    }
 }
 
 /// Builds the routes. A route whose SecretRef cannot be resolved is skipped
@@ -109,7 +145,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
     }
-    Ok(AppState { routes, proxy })
+    Ok(AppState::new(routes, proxy))
 }
 
 fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: &SecretInput) -> Option<Secret> {

@@ -65,6 +65,13 @@ pub struct PluginMod {
         runtime: RuntimeBox,
         config_json: RStr<'_>,
     ) -> RResult<PluginInstanceBox, RString>,
+    /// The plugin's metrics in the Prometheus text exposition format
+    /// (version 0.0.4), every family named `openclaw_<plugin id>_…` so that
+    /// the host can append it to its own without a clash. Empty before
+    /// `start`. Added in ffi 0.2.1 after the last prefix field: a plugin
+    /// built before it loads all the same, and `PluginMod_Ref::metrics`
+    /// returns `None` for it.
+    pub metrics: extern "C" fn() -> RString,
 }
 
 impl RootModule for PluginMod_Ref {
