@@ -15,7 +15,8 @@
 //! answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `writer` (group commit),
-//! `store` (the handle), `bound` (binding and the session view).
+//! `store` (the handle), `bound` (binding and the session view),
+//! `metrics` (commit histograms; flows by status come from the index).
 
 mod batch;
 mod bound;
@@ -25,6 +26,7 @@ mod file;
 mod flows;
 mod index;
 mod keys;
+mod metrics;
 mod model;
 mod ops;
 mod options;
@@ -39,6 +41,7 @@ mod tests;
 
 pub use bound::Bound;
 pub use error::StoreError;
+pub use metrics::StoreMetrics;
 pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
 pub use store::Store;

@@ -7,11 +7,13 @@ use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
+use openclaw_ffi::records::FlowStatus;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
 use super::keys::Claim;
+use super::metrics::StoreMetrics;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SWEEP_CHUNK};
@@ -33,6 +35,7 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    metrics: StoreMetrics,
 }
 
 fn duplicate(path: &std::path::Path, kind: &str, id: &str) -> StoreError {
@@ -72,6 +75,7 @@ impl Store {
         file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
+        let metrics = StoreMetrics::default();
         let writer = Writer {
             conn,
             path: path.clone(),
@@ -79,6 +83,7 @@ impl Store {
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),
             next_seq,
+            metrics: metrics.clone(),
         };
         let writer = thread::Builder::new()
             .name("taskflow-writer".into())
@@ -97,6 +102,7 @@ impl Store {
                 writer: Mutex::new(Some(writer)),
                 sweeper: Mutex::new(None),
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
+                metrics,
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -182,6 +188,16 @@ impl Store {
     /// Idempotent; later writes fail with `PERSIST_FAILED`.
     pub fn close(&self) {
         self.inner.close();
+    }
+
+    /// The writer's commit histograms.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.inner.metrics
+    }
+
+    /// How many flows the store holds in each status, of every owner.
+    pub fn flows_by_status(&self) -> [(FlowStatus, usize); 8] {
+        self.read(|index| index.status_counts())
     }
 
     /// How many flows the store holds, of every owner.

@@ -17,6 +17,7 @@ use super::batch::BatchView;
 use super::error::{internal, persist_failed};
 use super::index::Index;
 use super::keys::{self, Claim, Prior, Record, Staged};
+use super::metrics::StoreMetrics;
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
 use super::{children, flows, rows, schema, sweep};
@@ -63,6 +64,7 @@ pub(crate) struct Writer {
     pub clock: Clock,
     pub retention_ms: u64,
     pub next_seq: u64,
+    pub metrics: StoreMetrics,
 }
 
 /// Answers held back until the batch is durable.
@@ -107,7 +109,9 @@ impl Writer {
 
     pub(crate) fn process(&mut self, batch: Vec<Request>) {
         let mut replies: Replies = Vec::with_capacity(batch.len());
+        let (started, operations) = (Instant::now(), batch.len());
         let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(batch, &mut replies)));
+        self.metrics.batch(started.elapsed(), operations);
         let failure = match result {
             Ok(true) => None,
             Ok(false) => Some(persist_failed()),
@@ -146,6 +150,7 @@ impl Writer {
             clock,
             retention_ms,
             next_seq,
+            ..
         } = self;
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);
