@@ -342,7 +342,7 @@ fn serve(
 /// How the metrics report a plugin; logs when it has no metrics.
 fn plugin_source(plugin: &CheckedPlugin) -> PluginSource {
     let info = &plugin.loaded.info;
-    let metrics = plugin.loaded.module.metrics();
+    let metrics = plugin.loaded.metrics;
     if metrics.is_none() {
         log::warn!(
             target: "gateway",
