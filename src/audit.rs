@@ -130,7 +130,14 @@ pub fn record(served: &Served<'_>, caps: &RejectionCaps, now: Instant) {
         return;
     };
     if crate::metrics::is_rejection(code) {
-        rejection(Some(served.route), served.facts, code, served.elapsed, caps, now);
+        rejection(
+            Some(served.route),
+            served.facts,
+            code,
+            served.elapsed,
+            caps,
+            now,
+        );
     } else if served.facts.writes {
         write_line(served);
     }
@@ -189,8 +196,14 @@ fn write_line(served: &Served<'_>) {
         facts.action.unwrap_or(ActionLabel::NONE).name().into(),
     );
     f.insert("flowId".into(), flow_id.map_or(Value::Null, Value::from));
-    f.insert("revisionBefore".into(), before.map_or(Value::Null, Value::from));
-    f.insert("revisionAfter".into(), after.map_or(Value::Null, Value::from));
+    f.insert(
+        "revisionBefore".into(),
+        before.map_or(Value::Null, Value::from),
+    );
+    f.insert(
+        "revisionAfter".into(),
+        after.map_or(Value::Null, Value::from),
+    );
     f.insert(
         "idempotencyKey".into(),
         facts.key_digest.clone().map_or(Value::Null, Value::from),

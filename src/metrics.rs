@@ -310,8 +310,8 @@ const DELIVERIES: [&str; 4] = ["delivered", "failed", "dropped", "dead"];
 /// `http.server.request.duration` boundaries, with five more below 5 ms,
 /// where reads are answered.
 const DURATION_BUCKETS: [f64; 19] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// A latency histogram of atomics: one bucket and the sum move per
@@ -516,7 +516,7 @@ impl Collector for Metrics {
             MetricType::Counter,
         )?;
         for r in routes {
-            for a in 0..ACTIONS.len() {
+            for (a, action) in ACTIONS.iter().enumerate() {
                 for o in 0..OUTCOMES {
                     let value = r.requests[a * OUTCOMES + o].load(Relaxed);
                     let outcome = Outcome::from_index(o);
@@ -525,7 +525,7 @@ impl Collector for Metrics {
                     }
                     let labels = [
                         ("route", r.route.as_str()),
-                        ("action", ACTIONS[a]),
+                        ("action", *action),
                         ("code", outcome.name()),
                     ];
                     counter(&mut m, &labels, value)?;
@@ -581,7 +581,11 @@ impl Collector for Metrics {
             MetricType::Gauge,
         )?;
         for r in routes {
-            gauge(&mut m, &[("route", r.route.as_str())], r.waiters.load(Relaxed))?;
+            gauge(
+                &mut m,
+                &[("route", r.route.as_str())],
+                r.waiters.load(Relaxed),
+            )?;
         }
         let mut m = enc.encode_descriptor(
             "openclaw_webhooks_idempotency_keys",

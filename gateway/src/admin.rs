@@ -154,8 +154,12 @@ impl Shared {
         match path {
             "/metrics" => {
                 let body = self.exposition.encode();
+                // Sent with a Content-Length, never chunked: the length is
+                // known and every client reads it.
+                let response =
+                    Response::from_data(body.into_bytes()).with_chunked_threshold(usize::MAX);
                 with_header(
-                    Response::from_data(body.into_bytes()),
+                    response,
                     "Content-Type",
                     prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                 )

@@ -499,4 +499,34 @@ mod tests {
         assert_eq!(c.plugins[0].config_json, r#"{"routes":{}}"#);
         assert!(c.plugins[0].enabled);
     }
+
+    #[test]
+    fn the_admin_section_and_log_format_are_optional_and_checked() {
+        let c = parse_text("{}").unwrap();
+        assert!(c.gateway.admin.is_none());
+        assert_eq!(c.log_format, Format::Text);
+        let c = parse_text(
+            r#"{ gateway: { admin: { token: { source: "env", provider: "default", id: "T" } } },
+                 logging: { format: "json" } }"#,
+        )
+        .unwrap();
+        let admin = c.gateway.admin.unwrap();
+        assert_eq!(admin.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(admin.port, DEFAULT_ADMIN_PORT);
+        assert!(matches!(admin.token, Some(TokenInput::Ref { ref id, .. }) if id == "T"));
+        assert_eq!(c.log_format, Format::Json);
+        let errors = parse_text(
+            r#"{ gateway: { admin: { port: -1, token: "", extra: 1 } }, logging: { format: "xml" } }"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "gateway.admin.extra: unknown key",
+                "gateway.admin.port: expected a whole number from 0 to 65535",
+                "gateway.admin.token: must not be empty",
+                "logging.format: expected one of text, json",
+            ]
+        );
+    }
 }

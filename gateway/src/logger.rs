@@ -100,7 +100,9 @@ fn text_line(
             // Bare when unambiguous, else quoted and escaped as JSON.
             Value::String(s)
                 if !s.is_empty()
-                    && !s.contains(|c: char| c.is_whitespace() || c.is_control() || "\"=".contains(c)) =>
+                    && !s.contains(|c: char| {
+                        c.is_whitespace() || c.is_control() || "\"=".contains(c)
+                    }) =>
             {
                 line.push_str(s)
             }
@@ -189,7 +191,12 @@ mod tests {
         let mut fields = Map::new();
         fields.insert("route".into(), "zapier".into());
         fields.insert("revisionAfter".into(), 2.into());
-        let line = json_line(Level::Info, "plugin:webhooks:audit", "write\nx", Some(&fields));
+        let line = json_line(
+            Level::Info,
+            "plugin:webhooks:audit",
+            "write\nx",
+            Some(&fields),
+        );
         assert!(line.ends_with('\n'));
         assert_eq!(line.matches('\n').count(), 1);
         let v: Value = serde_json::from_str(&line).unwrap();
@@ -198,7 +205,8 @@ mod tests {
         assert_eq!(v["message"], "write\nx");
         assert_eq!(v["fields"]["revisionAfter"], 2);
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
-        let plain: Value = serde_json::from_str(&json_line(Level::Warn, "gateway", "m", None)).unwrap();
+        let plain: Value =
+            serde_json::from_str(&json_line(Level::Warn, "gateway", "m", None)).unwrap();
         assert_eq!(plain["fields"], serde_json::json!({}));
     }
 
@@ -210,7 +218,8 @@ mod tests {
         fields.insert("error".into(), "two words".into());
         let line = text_line(Level::Info, "audit", "write", Some(&fields));
         assert!(
-            line.trim_end().ends_with(r#": write route=zapier flowId=null error="two words""#),
+            line.trim_end()
+                .ends_with(r#": write route=zapier flowId=null error="two words""#),
             "{line}"
         );
     }

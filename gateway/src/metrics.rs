@@ -165,9 +165,9 @@ impl Collector for GatewayCollector {
             MetricType::Gauge,
         )?;
         let counts = store.map(Store::flows_by_status);
-        for (status, n) in counts.unwrap_or_else(|| {
-            openclaw_ffi::records::FlowStatus::ALL.map(|s| (s, 0))
-        }) {
+        for (status, n) in
+            counts.unwrap_or_else(|| openclaw_ffi::records::FlowStatus::ALL.map(|s| (s, 0)))
+        {
             m.encode_family(&[("status", status.as_str())])?
                 .encode_gauge(&i64::try_from(n).unwrap_or(i64::MAX))?;
         }

@@ -13,5 +13,6 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod load;
+mod ops;
 mod secrets;
 mod transcript;
