@@ -123,6 +123,9 @@ pub struct Served<'a> {
 /// Writes the audit line of a request, if it gets one: every rejection
 /// (under the route's cap) and every write that was admitted.
 pub fn record(served: &Served<'_>, caps: &RejectionCaps, now: Instant) {
+    if !enabled() {
+        return;
+    }
     let Outcome::Error(code) = served.outcome else {
         if served.facts.writes {
             write_line(served);
@@ -143,6 +146,12 @@ pub fn record(served: &Served<'_>, caps: &RejectionCaps, now: Instant) {
     }
 }
 
+/// Whether audit lines reach the log at all (its level lets `info` pass):
+/// when not, no line is built.
+fn enabled() -> bool {
+    log::log_enabled!(target: TARGET, Level::Info)
+}
+
 /// The rejection line of a request refused before its action ran.
 pub fn rejection(
     route: Option<&str>,
@@ -152,6 +161,9 @@ pub fn rejection(
     caps: &RejectionCaps,
     now: Instant,
 ) {
+    if !enabled() {
+        return;
+    }
     match caps.cap(code).admit(now) {
         Admit::Suppress => {}
         Admit::Write { suppressed } => {

@@ -474,6 +474,15 @@ impl Metrics {
         })
     }
 
+    /// The metrics of route `id`, for recording off the request path
+    /// (callback deliveries).
+    pub fn route(&self, id: &str) -> Option<&Arc<RouteMetrics>> {
+        self.routes
+            .binary_search_by(|r| r.route.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.routes[i])
+    }
+
     /// Counts a request whose path matched no route.
     pub fn unrouted(&self) {
         self.unrouted.fetch_add(1, Relaxed);

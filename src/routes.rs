@@ -53,6 +53,7 @@ impl Route {
             idempotency: config.idempotency,
             running: Running::new(),
             flows: Arc::new(flows),
+            // One secret per route today: slot 0.
             metrics: RouteMetrics::new(&config.id, 1),
             rejection_caps: RejectionCaps::new(Instant::now()),
             id: config.id.clone(),

@@ -289,6 +289,9 @@ fn serve(
             }
         }
     }
+    // Every plugin serves: ready, before the line that tells a supervisor
+    // the Gateway is up.
+    readiness.set(Phase::Ready);
     if listener.take().is_some() {
         // No plugin took the socket: close it rather than leave clients
         // hanging in its backlog.
@@ -300,8 +303,6 @@ fn serve(
         drop(out);
         log::info!(target: "gateway", "listening on http://{local}");
     }
-
-    readiness.set(Phase::Ready);
 
     let grace = config.gateway.shutdown_grace;
     let instances = Arc::new(instances);
