@@ -50,6 +50,16 @@ impl Secrets {
         Self(secrets)
     }
 
+    /// How many live secrets there are (slots `0..len`).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true for a serving route (it has 1 to 4), kept for symmetry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The 0-based position of the secret `presented` equals, if any. The
     /// presented value is digested once and compared against every slot
     /// without stopping early, so timing reveals neither which slot matched

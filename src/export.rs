@@ -20,7 +20,7 @@ use openclaw_ffi::module::{
 use openclaw_ffi::runtime::RuntimeBox;
 
 use crate::server::Server;
-use crate::{config, logging, routes, server, PLUGIN_ID};
+use crate::{config, logging, metrics as plugin_metrics, routes, server, PLUGIN_ID};
 
 #[export_root_module]
 #[allow(unsafe_code)]
@@ -31,6 +31,7 @@ pub fn get_library() -> PluginMod_Ref {
         check_config,
         start,
         check_start,
+        metrics,
     }
     .leak_into_prefix()
 }
@@ -56,6 +57,13 @@ fn build_info() -> BuildInfo {
         git_revision: RString::new(),
         profile: RString::new(),
     })
+}
+
+#[sabi_extern_fn]
+fn metrics() -> RString {
+    catch_unwind(plugin_metrics::exposition)
+        .unwrap_or_default()
+        .into()
 }
 
 #[sabi_extern_fn]
@@ -147,6 +155,7 @@ fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String>
     })?;
     let workers = config.workers;
     let state = routes::build(&runtime, config)?;
+    plugin_metrics::publish(state.metrics.registry());
     let ROption::RSome(fd) = runtime.take_listener() else {
         return Err("the Gateway handed over no listener".into());
     };

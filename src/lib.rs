@@ -19,9 +19,13 @@
 //! - [`error`]: every response code and its HTTP status, in one place;
 //!   [`response`]: renders the envelope and common headers.
 //! - [`logging`]: forwards log records and panics to the Gateway.
+//! - [`metrics`]: per-route counters and histograms, handed to the Gateway
+//!   as Prometheus text; [`audit`]: a line per write and per rejection,
+//!   rejections capped through [`log_cap`].
 
 pub mod access;
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod client_ip;
@@ -33,7 +37,9 @@ pub mod error;
 mod export;
 pub mod idempotency;
 pub mod limits;
+pub mod log_cap;
 pub mod logging;
+pub mod metrics;
 pub mod paths;
 pub mod pipeline;
 pub mod request;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::RStr;
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use openclaw_ffi::runtime::{LogLevel, RuntimeBox};
+use openclaw_ffi::runtime::{LogLevel, RuntimeBox, STRUCTURED_LOG_MARK};
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 
 /// Records from targets under this one describe one connection.
 const NOISY_TARGET: &str = "actix_http";
@@ -226,6 +227,22 @@ pub fn install(runtime: Arc<RuntimeBox>) {
     std::panic::set_hook(Box::new(|info| {
         log::error!(target: "webhooks", "panic inside the plugin: {info}");
     }));
+}
+
+/// Logs `message` with structured `fields` (names and JSON values), which
+/// the Gateway writes as fields of the record rather than inside its text.
+pub fn structured(level: Level, target: &str, message: &str, fields: Map<String, Value>) {
+    if level > log::max_level() {
+        return;
+    }
+    let payload = serde_json::json!({"message": message, "fields": fields});
+    log::logger().log(
+        &Record::builder()
+            .level(level)
+            .target(target)
+            .args(format_args!("{STRUCTURED_LOG_MARK}{payload}"))
+            .build(),
+    );
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use abi_stable::std_types::{RResult, RStr};
 use actix_web::http::header::HeaderMap;
 use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
 use crate::access::Access;
+use crate::audit::RejectionCaps;
 use crate::auth::{presented_secret, Secrets};
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig};
@@ -18,6 +19,7 @@ use crate::credentials::{self, Credentials};
 use crate::error::{ApiError, Code};
 use crate::idempotency::{Policy, Running};
 use crate::limits::{InFlightLimiter, RateLimiter};
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::paths::route_key;
 use crate::signing::{Rejection, SignedHeaders, Verified, Verifier};
 use crate::wait::Waiters;
@@ -44,6 +46,10 @@ pub struct Route {
     pub flows: Arc<BoundTaskFlowBox>,
     /// The route's waiting reads and their stop signal.
     pub waiters: Arc<Waiters>,
+    /// Created here, with the route, so that recording takes no lookup.
+    pub metrics: Arc<RouteMetrics>,
+    /// Caps this route's rejection lines in the audit log.
+    pub rejection_caps: RejectionCaps,
 }
 
 impl Route {
@@ -67,6 +73,8 @@ impl Route {
             running: Running::new(),
             waiters: Waiters::new(limits.max_waiters),
             flows: Arc::new(flows),
+            metrics: RouteMetrics::new(&config.id, secrets.as_ref().map_or(0, Secrets::len)),
+            rejection_caps: RejectionCaps::new(Instant::now()),
             id: config.id,
             path: config.path,
             session_key: config.session_key,
@@ -84,6 +92,33 @@ pub struct AppState {
     /// Route key (see [`route_key`]) to route.
     pub routes: HashMap<String, Arc<Route>>,
     pub proxy: ProxyPolicy,
+    /// Every route's metrics, for the scrape.
+    pub metrics: Arc<Metrics>,
+    /// Caps the audit lines of requests that match no route.
+    pub unrouted_caps: RejectionCaps,
+}
+
+impl AppState {
+    /// The state serving `routes` (by route key) behind `proxy`.
+    pub fn new(routes: HashMap<String, Arc<Route>>, proxy: ProxyPolicy) -> Self {
+        let metrics = Metrics::new(routes.values().map(|r| Arc::clone(&r.metrics)).collect());
+        Self {
+            routes,
+            proxy,
+            metrics,
+            unrouted_caps: RejectionCaps::new(Instant::now()),
+        }
+    }
+
+    /// Writes the summary lines of every rejection line left out so far.
+    pub fn flush_audit(&self) {
+        for route in self.routes.values() {
+            route
+                .rejection_caps
+                .flush(Some(&route.id), crate::metrics::codes());
+        }
+        self.unrouted_caps.flush(None, crate::metrics::codes());
+    }
 }
 
 /// Builds the routes. A route whose SecretRef cannot be resolved is skipped
@@ -147,7 +182,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
     }
-    Ok(AppState { routes, proxy })
+    Ok(AppState::new(routes, proxy))
 }
 
 /// One line per configured route saying what [`build`] does with it: serve
@@ -189,16 +224,16 @@ impl Route {
     /// # Errors
     ///
     /// 401 `unauthorized` when no live secret matches.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
         let Some(secrets) = &self.secrets else {
-            return Ok(());
+            return Ok(None);
         };
         // A credential header repeated on several lines presents no secret.
         let slot = presented_secret(headers)
             .and_then(|presented| secrets.matching_slot(presented))
             .ok_or_else(|| ApiError::new(Code::Unauthorized))?;
         log::debug!(target: "webhooks", "route {}: secret slot {slot} matched", self.id);
-        Ok(())
+        Ok(Some(slot))
     }
 
     /// Verifies the signature over the raw body, when the route is signed.

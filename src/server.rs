@@ -71,6 +71,7 @@ pub fn start(
         .spawn(move || {
             let system = actix_web::rt::System::new();
             let ready = ready_tx.clone();
+            let audit = state.clone();
             let result = system.block_on(async move {
                 // Counts of records left out as client noise are logged as
                 // their periods end.
@@ -81,6 +82,7 @@ pub fn start(
                         logging::log_suppressed(false);
                     }
                 });
+                let flusher = actix_web::rt::spawn(flush_audit(audit.clone()));
                 let builder = actix_web::dev::Server::build();
                 let drain = builder.graceful_shutdown_signal();
                 let server = builder
@@ -113,7 +115,10 @@ pub fn start(
                     })?
                     .run();
                 let _ = ready.send(Ok(()));
-                serve_until_stopped(server, stop_rx).await
+                let served = serve_until_stopped(server, stop_rx).await;
+                flusher.abort();
+                audit.flush_audit();
+                served
             });
             if let Err(e) = result {
                 let _ = ready_tx.send(Err(e.to_string()));
@@ -161,6 +166,16 @@ async fn serve_until_stopped(
             );
             Ok(())
         }
+    }
+}
+
+/// Summarises the rejection lines left out of the audit log once per
+/// window, so a flood that stops is still reported.
+async fn flush_audit(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(crate::audit::REJECTION_WINDOW);
+    loop {
+        ticks.tick().await;
+        state.flush_audit();
     }
 }
 

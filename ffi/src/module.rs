@@ -75,6 +75,13 @@ pub struct PluginMod {
         runtime: RuntimeBox,
         config_json: RStr<'_>,
     ) -> RResult<RVec<RString>, RVec<ConfigIssue>>,
+    /// The plugin's metrics in the Prometheus text exposition format
+    /// (version 0.0.4), every family named `openclaw_<plugin id>_…` so that
+    /// the host can append it to its own without a clash. Empty before
+    /// `start`. Added after the last prefix field: a plugin
+    /// built before it loads all the same, and `PluginMod_Ref::metrics`
+    /// returns `None` for it.
+    pub metrics: extern "C" fn() -> RString,
 }
 
 impl RootModule for PluginMod_Ref {
@@ -88,3 +95,49 @@ impl RootModule for PluginMod_Ref {
 
 /// The version of this crate, as baked into both sides.
 pub const FFI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The root module as every plugin of this compatible series has it: the
+/// fields up to `start`, as released in ffi 0.2.0.
+///
+/// abi_stable lets a library's prefix type have more fields than the
+/// loader's, never fewer. So the Gateway checks a library against this
+/// type, which any 0.2 plugin passes, and then against [`PluginMod`]; only
+/// a library that passes the second has the later fields (`metrics`). New
+/// fields go on [`PluginMod`]; this type never changes within the series.
+pub mod base {
+    use abi_stable::{
+        declare_root_module_statics,
+        library::RootModule,
+        package_version_strings,
+        sabi_types::VersionStrings,
+        std_types::{RResult, RStr, RString, RVec},
+        StableAbi,
+    };
+
+    use super::{BuildInfo, ConfigIssue, PluginInstanceBox};
+    use crate::runtime::RuntimeBox;
+
+    /// See [`super::PluginMod`] for the fields; the name is the same so
+    /// that the layout checker compares the two.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginMod_Ref)))]
+    pub struct PluginMod {
+        pub plugin_id: extern "C" fn() -> RStr<'static>,
+        pub build_info: extern "C" fn() -> BuildInfo,
+        pub check_config:
+            extern "C" fn(config_json: RStr<'_>) -> RResult<RVec<RString>, RVec<ConfigIssue>>,
+        #[sabi(last_prefix_field)]
+        pub start: extern "C" fn(
+            runtime: RuntimeBox,
+            config_json: RStr<'_>,
+        ) -> RResult<PluginInstanceBox, RString>,
+    }
+
+    impl RootModule for PluginMod_Ref {
+        declare_root_module_statics! {PluginMod_Ref}
+        const BASE_NAME: &'static str = "openclaw_plugin";
+        const NAME: &'static str = "openclaw plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}

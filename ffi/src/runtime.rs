@@ -128,6 +128,11 @@ pub enum LogLevel {
     Trace,
 }
 
+/// Starts a [`Runtime::log`] message that carries structured fields. A
+/// control character, so no plain message starts with it by accident; a
+/// host that predates the convention logs the text as it is.
+pub const STRUCTURED_LOG_MARK: char = '\u{1e}';
+
 /// Gateway settings a plugin needs to resolve client addresses.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
@@ -228,6 +233,10 @@ pub trait Runtime: Send + Sync {
     /// descriptor. Ownership moves to the caller; later calls return `RNone`.
     fn take_listener(&self) -> ROption<i32>;
     fn settings(&self) -> GatewaySettings;
+    /// Logs one record. A `message` that starts with
+    /// [`STRUCTURED_LOG_MARK`] carries fields: the rest is a JSON object
+    /// `{"message": "<text>", "fields": {"<name>": <value>, ...}}`, which the
+    /// host logs as that message with those fields.
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
     /// Records above this level would be dropped by the host.
     #[sabi(last_prefix_field)]

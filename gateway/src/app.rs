@@ -18,10 +18,12 @@ use openclaw_ffi::module::PluginInstanceBox;
 use openclaw_ffi::runtime::{GatewaySettings, Runtime_TO};
 use parking_lot::Mutex;
 
-use crate::config::{self, Config, GatewaySection};
+use crate::admin::{Admin, Phase, Readiness};
+use crate::config::{self, Config, GatewaySection, TokenInput};
 use crate::host::HostRuntime;
 use crate::loader::{self, LoadedPlugin};
 use crate::logger;
+use crate::metrics::{Exposition, PluginSource};
 use crate::taskflow::{Store, StoreOptions};
 
 /// Exit status for a refused config or unusable plugin.
@@ -42,7 +44,7 @@ pub fn run(options: Options) -> ExitCode {
     let Some(config) = parsed.config else {
         return refuse(&options, errors);
     };
-    logger::init(config.log_level);
+    logger::init(config.log_level, config.log_format);
     // Plugins check their own sections even when the Gateway's has
     // problems, so that one run reports everything.
     let plugins = match check_plugins(&config) {
@@ -58,7 +60,11 @@ pub fn run(options: Options) -> ExitCode {
     if options.check {
         return print_check(&options, config, &plugins);
     }
-    match serve(&options, config, plugins) {
+    let admin_token = match resolve_admin_token(&config) {
+        Ok(token) => token,
+        Err(e) => return refuse(&options, vec![e]),
+    };
+    match serve(&options, config, plugins, admin_token) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!(target: "gateway", "{message}");
@@ -115,6 +121,36 @@ fn check_plugins(config: &Config) -> Result<Vec<CheckedPlugin>, Vec<String>> {
     }
 }
 
+/// The admin listener's token, resolved once before anything is bound. An
+/// unresolvable token refuses the start: the listener never serves open
+/// when a token was asked for.
+fn resolve_admin_token(config: &Config) -> Result<Option<String>, String> {
+    let Some(token) = config.gateway.admin.as_ref().and_then(|a| a.token.as_ref()) else {
+        return Ok(None);
+    };
+    let value = match token {
+        TokenInput::Plain(secret) => secret.expose().to_owned(),
+        TokenInput::Ref {
+            source,
+            provider,
+            id,
+        } => config
+            .secrets
+            .resolve(source, provider, id)
+            .map_err(|reason| format!("gateway.admin.token: {reason}"))?
+            .expose()
+            .trim()
+            .to_owned(),
+    };
+    if value.is_empty() {
+        return Err("gateway.admin.token: resolved to an empty value".into());
+    }
+    if value.chars().count() < 16 {
+        log::warn!(target: "gateway", "gateway.admin.token is shorter than 16 characters; use a longer one");
+    }
+    Ok(Some(value))
+}
+
 fn refuse(options: &Options, errors: Vec<String>) -> ExitCode {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -148,7 +184,7 @@ fn print_check(options: &Options, config: Config, plugins: &[CheckedPlugin]) -> 
             info.git_revision,
             p.loaded.path.display()
         );
-        let lines = match p.loaded.module.check_start() {
+        let lines = match p.loaded.check_start {
             Some(check_start) => {
                 let runtime = HostRuntime {
                     plugin_id: p.loaded.id.clone(),
@@ -212,9 +248,37 @@ enum Event {
     Stopped,
 }
 
-fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Result<(), String> {
+fn serve(
+    options: &Options,
+    config: Config,
+    plugins: Vec<CheckedPlugin>,
+    admin_token: Option<String>,
+) -> Result<(), String> {
     let (events_tx, events_rx) = mpsc::channel();
     watch_signals(events_tx.clone())?;
+
+    // The admin listener comes first, so probes see 503 while starting.
+    let readiness = Arc::new(Readiness::default());
+    let sources = plugins.iter().map(plugin_source).collect();
+    let exposition = Arc::new(Exposition::new(Arc::clone(&readiness), sources));
+    let _admin = match &config.gateway.admin {
+        Some(admin) => {
+            let addr = SocketAddr::new(admin.bind, admin.port);
+            let admin = Admin::start(
+                addr,
+                admin_token.as_deref(),
+                Arc::clone(&readiness),
+                Arc::clone(&exposition),
+            )?;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "admin listening on http://{}", admin.addr);
+            let _ = out.flush();
+            drop(out);
+            log::info!(target: "gateway", "admin listening on http://{} (/metrics, /healthz, /readyz)", admin.addr);
+            Some(admin)
+        }
+        None => None,
+    };
 
     let mut store_options =
         StoreOptions::new(state_dir(options).join("taskflow").join("flows.sqlite"));
@@ -224,6 +288,7 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
     let path = store_options.path.clone();
     // A StoreError names the store file itself.
     let store = Store::open(store_options).map_err(|e| e.to_string())?;
+    exposition.store_opened(&store);
     log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
 
     let addr = SocketAddr::new(config.gateway.bind, config.gateway.port);
@@ -261,6 +326,9 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
             }
         }
     }
+    // Every plugin serves: ready, before the line that tells a supervisor
+    // the Gateway is up.
+    readiness.set(Phase::Ready);
     if listener.take().is_some() {
         // No plugin took the socket: close it rather than leave clients
         // hanging in its backlog.
@@ -280,6 +348,9 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
         match event {
             Event::Signal(sig) if !stopping => {
                 stopping = true;
+                // Before any listener closes, so a load balancer stops
+                // sending here while in-flight requests drain.
+                readiness.set(Phase::Draining);
                 log::info!(
                     target: "gateway",
                     "received signal {sig}; draining in-flight requests (grace {} ms)",
@@ -304,6 +375,25 @@ fn serve(options: &Options, config: Config, plugins: Vec<CheckedPlugin>) -> Resu
         }
     }
     Ok(())
+}
+
+/// How the metrics report a plugin; logs when it has no metrics.
+fn plugin_source(plugin: &CheckedPlugin) -> PluginSource {
+    let info = &plugin.loaded.info;
+    let metrics = plugin.loaded.metrics;
+    if metrics.is_none() {
+        log::warn!(
+            target: "gateway",
+            "plugin {} (ffi {}) reports no metrics: it was built before plugins could export them",
+            plugin.loaded.id, info.ffi_version
+        );
+    }
+    PluginSource {
+        id: plugin.loaded.id.clone(),
+        version: info.version.to_string(),
+        ffi_version: info.ffi_version.to_string(),
+        metrics,
+    }
 }
 
 /// Stops every plugin at once, so the whole drain takes one `grace`.

@@ -11,9 +11,11 @@ use jsoncfg::{join, Issue, Walker};
 use log::LevelFilter;
 use serde_json::Value;
 
-use crate::secrets::SecretProviders;
+use crate::logger::Format;
+use crate::secrets::{Secret, SecretProviders};
 
 pub const DEFAULT_PORT: u16 = 18789;
+pub const DEFAULT_ADMIN_PORT: u16 = 18790;
 
 #[derive(Debug)]
 pub struct Config {
@@ -26,6 +28,7 @@ pub struct Config {
     pub plugins: Vec<PluginEntry>,
     pub tasks: TaskSettings,
     pub log_level: LevelFilter,
+    pub log_format: Format,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,27 @@ pub struct GatewaySection {
     pub allow_real_ip_fallback: bool,
     /// How long SIGTERM waits for in-flight requests before closing them.
     pub shutdown_grace: Duration,
+    /// `gateway.admin`: the metrics and probes listener; absent, none.
+    pub admin: Option<AdminSection>,
+}
+
+/// `gateway.admin`: where `/metrics`, `/healthz` and `/readyz` are served.
+#[derive(Debug, Clone)]
+pub struct AdminSection {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub token: Option<TokenInput>,
+}
+
+/// The admin bearer token: literal, or a SecretRef resolved at startup.
+#[derive(Debug, Clone)]
+pub enum TokenInput {
+    Plain(Secret),
+    Ref {
+        source: String,
+        provider: String,
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +183,7 @@ fn parse_root(w: &mut Walker, v: &Value, base: &Path) -> Option<Config> {
     let secrets = SecretProviders::parse(w, "secrets", root.get("secrets"));
     let (plugin_paths, plugins) = parse_plugins(w, root.get("plugins"), base);
     let tasks = parse_tasks(w, root.get("tasks"));
-    let log_level = parse_logging(w, root.get("logging"));
+    let (log_level, log_format) = parse_logging(w, root.get("logging"));
     Some(Config {
         gateway,
         secrets,
@@ -167,6 +191,7 @@ fn parse_root(w: &mut Walker, v: &Value, base: &Path) -> Option<Config> {
         plugins,
         tasks,
         log_level,
+        log_format,
     })
 }
 
@@ -177,6 +202,7 @@ fn parse_gateway(w: &mut Walker, v: Option<&Value>) -> GatewaySection {
         trusted_proxies: Vec::new(),
         allow_real_ip_fallback: false,
         shutdown_grace: Duration::from_secs(10),
+        admin: None,
     };
     let keys = [
         "bind",
@@ -184,23 +210,15 @@ fn parse_gateway(w: &mut Walker, v: Option<&Value>) -> GatewaySection {
         "trustedProxies",
         "allowRealIpFallback",
         "shutdownGraceMs",
+        "admin",
     ];
     let Some(obj) = v.and_then(|v| w.object("gateway", v, &keys)) else {
         return section;
     };
-    if let Some(bind) = w.text("gateway.bind", obj.get("bind")) {
-        match bind.as_str() {
-            "loopback" | "localhost" => {}
-            "lan" | "all" => section.bind = IpAddr::from([0, 0, 0, 0]),
-            other => match other.parse() {
-                Ok(ip) => section.bind = ip,
-                Err(_) => w.issue(
-                    "gateway.bind",
-                    "expected an IP address, \"loopback\" or \"lan\"",
-                ),
-            },
-        }
+    if let Some(bind) = parse_bind(w, "gateway.bind", obj.get("bind")) {
+        section.bind = bind;
     }
+    section.admin = obj.get("admin").and_then(|v| parse_admin(w, v));
     if let Some(port) = w.integer("gateway.port", obj.get("port"), 0, 65535) {
         section.port = port as u16;
     }
@@ -231,6 +249,74 @@ fn parse_gateway(w: &mut Walker, v: Option<&Value>) -> GatewaySection {
         section.shutdown_grace = Duration::from_millis(ms);
     }
     section
+}
+
+/// An IP address, or `loopback` / `lan`.
+fn parse_bind(w: &mut Walker, path: &str, v: Option<&Value>) -> Option<IpAddr> {
+    let bind = w.text(path, v)?;
+    match bind.as_str() {
+        "loopback" | "localhost" => Some(IpAddr::from([127, 0, 0, 1])),
+        "lan" | "all" => Some(IpAddr::from([0, 0, 0, 0])),
+        other => match other.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                w.issue(path, "expected an IP address, \"loopback\" or \"lan\"");
+                None
+            }
+        },
+    }
+}
+
+fn parse_admin(w: &mut Walker, v: &Value) -> Option<AdminSection> {
+    let obj = w.object("gateway.admin", v, &["bind", "port", "token"])?;
+    let mut admin = AdminSection {
+        bind: IpAddr::from([127, 0, 0, 1]),
+        port: DEFAULT_ADMIN_PORT,
+        token: None,
+    };
+    if let Some(bind) = parse_bind(w, "gateway.admin.bind", obj.get("bind")) {
+        admin.bind = bind;
+    }
+    if let Some(port) = w.integer("gateway.admin.port", obj.get("port"), 0, 65535) {
+        admin.port = port as u16;
+    }
+    admin.token = obj
+        .get("token")
+        .and_then(|v| parse_token(w, "gateway.admin.token", v));
+    Some(admin)
+}
+
+fn parse_token(w: &mut Walker, path: &str, v: &Value) -> Option<TokenInput> {
+    if v.is_string() {
+        let token = w.text(path, Some(v))?;
+        if token.trim().is_empty() {
+            w.issue(path, "must not be empty");
+            return None;
+        }
+        return Some(TokenInput::Plain(Secret::new(token)));
+    }
+    if !v.is_object() {
+        w.issue(
+            path,
+            "expected a string or a SecretRef object {source, provider, id}",
+        );
+        return None;
+    }
+    let obj = w.object(path, v, &["source", "provider", "id"])?;
+    let source_path = join(path, "source");
+    let source = w.required(&source_path, obj.get("source"));
+    let source = w.choice(&source_path, source, &["env", "file", "exec"]);
+    let provider_path = join(path, "provider");
+    let provider = w.required(&provider_path, obj.get("provider"));
+    let provider = w.text(&provider_path, provider);
+    let id_path = join(path, "id");
+    let id = w.required(&id_path, obj.get("id"));
+    let id = w.text(&id_path, id);
+    Some(TokenInput::Ref {
+        source: source?.to_owned(),
+        provider: provider?,
+        id: id?,
+    })
 }
 
 fn is_ip_or_cidr(s: &str) -> bool {
@@ -335,15 +421,20 @@ fn parse_tasks(w: &mut Walker, v: Option<&Value>) -> TaskSettings {
     tasks
 }
 
-fn parse_logging(w: &mut Walker, v: Option<&Value>) -> LevelFilter {
-    let Some(obj) = v.and_then(|v| w.object("logging", v, &["level"])) else {
-        return LevelFilter::Info;
+fn parse_logging(w: &mut Walker, v: Option<&Value>) -> (LevelFilter, Format) {
+    let Some(obj) = v.and_then(|v| w.object("logging", v, &["level", "format"])) else {
+        return (LevelFilter::Info, Format::Text);
     };
     let levels = ["off", "error", "warn", "info", "debug", "trace"];
-    match w.choice("logging.level", obj.get("level"), &levels) {
+    let level = match w.choice("logging.level", obj.get("level"), &levels) {
         Some(level) => level.parse().unwrap_or(LevelFilter::Info),
         None => LevelFilter::Info,
-    }
+    };
+    let format = match w.choice("logging.format", obj.get("format"), &["text", "json"]) {
+        Some("json") => Format::Json,
+        _ => Format::Text,
+    };
+    (level, format)
 }
 
 #[cfg(test)]
@@ -429,5 +520,35 @@ mod tests {
         );
         assert_eq!(c.plugins[0].config_json, r#"{"routes":{}}"#);
         assert!(c.plugins[0].enabled);
+    }
+
+    #[test]
+    fn the_admin_section_and_log_format_are_optional_and_checked() {
+        let c = parse_text("{}").unwrap();
+        assert!(c.gateway.admin.is_none());
+        assert_eq!(c.log_format, Format::Text);
+        let c = parse_text(
+            r#"{ gateway: { admin: { token: { source: "env", provider: "default", id: "T" } } },
+                 logging: { format: "json" } }"#,
+        )
+        .unwrap();
+        let admin = c.gateway.admin.unwrap();
+        assert_eq!(admin.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(admin.port, DEFAULT_ADMIN_PORT);
+        assert!(matches!(admin.token, Some(TokenInput::Ref { ref id, .. }) if id == "T"));
+        assert_eq!(c.log_format, Format::Json);
+        let errors = parse_text(
+            r#"{ gateway: { admin: { port: -1, token: "", extra: 1 } }, logging: { format: "xml" } }"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "gateway.admin.extra: unknown key",
+                "gateway.admin.port: expected a whole number from 0 to 65535",
+                "gateway.admin.token: must not be empty",
+                "logging.format: expected one of text, json",
+            ]
+        );
     }
 }

@@ -13,10 +13,12 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use log::{Level, LevelFilter};
 use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
 use openclaw_ffi::runtime::{
-    BoundTaskFlowBox, BoundTaskFlow_TO, GatewaySettings, LogLevel, Runtime,
+    BoundTaskFlowBox, BoundTaskFlow_TO, GatewaySettings, LogLevel, Runtime, STRUCTURED_LOG_MARK,
 };
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 
+use crate::logger;
 use crate::secrets::SecretProviders;
 use crate::taskflow::Store;
 
@@ -97,6 +99,10 @@ impl Runtime for HostRuntime {
         // Not `guard`: a failure to log must not try to log.
         let _ = catch_unwind(AssertUnwindSafe(|| {
             let target = format!("plugin:{}:{}", self.plugin_id, target.as_str());
+            if let Some((message, fields)) = structured(message.as_str()) {
+                logger::emit(level, &target, &message, &fields);
+                return;
+            }
             log::logger().log(
                 &log::Record::builder()
                     .level(level)
@@ -122,6 +128,26 @@ impl Runtime for HostRuntime {
     }
 }
 
+/// The message and fields of a structured plugin record (see
+/// `STRUCTURED_LOG_MARK`); `None` for plain text.
+fn structured(message: &str) -> Option<(String, Map<String, Value>)> {
+    let payload = message.strip_prefix(STRUCTURED_LOG_MARK)?;
+    let mut object = match serde_json::from_str::<Value>(payload) {
+        Ok(Value::Object(object)) => object,
+        _ => return None,
+    };
+    let text = match object.remove("message") {
+        Some(Value::String(text)) => text,
+        _ => return None,
+    };
+    let fields = match object.remove("fields") {
+        Some(Value::Object(fields)) => fields,
+        None => Map::new(),
+        Some(_) => return None,
+    };
+    Some((text, fields))
+}
+
 fn to_level(level: LogLevel) -> Option<Level> {
     match level {
         LogLevel::Off => None,
@@ -141,5 +167,20 @@ fn guard<T>(f: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
             log::error!(target: "gateway", "a runtime call from a plugin panicked; answered with an error");
             fallback()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_records_carry_their_fields() {
+        let msg = format!(r#"{STRUCTURED_LOG_MARK}{{"message":"write","fields":{{"route":"r"}}}}"#);
+        let (text, fields) = structured(&msg).unwrap();
+        assert_eq!(text, "write");
+        assert_eq!(fields["route"], "r");
+        assert!(structured("plain text").is_none());
+        assert!(structured(&format!("{STRUCTURED_LOG_MARK}not json")).is_none());
     }
 }

@@ -12,12 +12,16 @@
 //! - [`loader`]: finds plugin libraries and loads them with layout checks.
 //! - [`host`]: the `Runtime` a plugin receives.
 //! - [`app`]: startup, `--check`, signals and shutdown.
-//! - [`logger`]: one line per event on stderr.
+//! - [`logger`]: one line per event on stderr, as text or JSON.
+//! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`);
+//!   [`metrics`]: what `/metrics` encodes, plugins' expositions included.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod host;
 pub mod loader;
 pub mod logger;
+pub mod metrics;
 pub mod secrets;
 pub mod taskflow;

@@ -3,17 +3,40 @@
 //! Libraries are loaded with `lib_header_from_path(..).init_root_module()`,
 //! not `load_from_file`, because the latter caches the first result per
 //! module type, failures included. Libraries are never unloaded.
+//!
+//! A library is checked against the base root module (`module::base`),
+//! which every plugin of the ffi series passes, then against the current
+//! one: abi_stable refuses a library whose root module has fewer fields
+//! than the loader's type, so the second check is how an older plugin is
+//! told apart (it loads, without the later fields).
 
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use openclaw_ffi::module::{BuildInfo, PluginMod_Ref, FFI_VERSION};
+use openclaw_ffi::module::{base, BuildInfo, PluginMod_Ref, FFI_VERSION};
+
+use crate::metrics::PluginMetricsFn;
+
+/// The plugin's `check_start` entry.
+pub type CheckStartFn = extern "C" fn(
+    openclaw_ffi::runtime::RuntimeBox,
+    abi_stable::std_types::RStr<'_>,
+) -> abi_stable::std_types::RResult<
+    abi_stable::std_types::RVec<abi_stable::std_types::RString>,
+    abi_stable::std_types::RVec<openclaw_ffi::module::ConfigIssue>,
+>;
 
 /// A plugin library whose layout and version were checked.
 pub struct LoadedPlugin {
     pub id: String,
     pub path: PathBuf,
-    pub module: PluginMod_Ref,
+    /// The fields every plugin of this ffi series has.
+    pub module: base::PluginMod_Ref,
+    /// `None` when the plugin was built before plugins exported metrics.
+    pub metrics: Option<PluginMetricsFn>,
+    /// `None` when the plugin was built before `check_start`: `--check`
+    /// then says that secrets are resolved only at start.
+    pub check_start: Option<CheckStartFn>,
     pub info: BuildInfo,
 }
 
@@ -62,8 +85,19 @@ pub fn load(id: &str, path: &Path) -> Result<LoadedPlugin, String> {
     let header = lib_header_from_path(path).map_err(|e| describe(path, &e, None))?;
     let theirs = header.version_strings().version.as_str().to_owned();
     let module = header
-        .init_root_module::<PluginMod_Ref>()
+        .init_root_module::<base::PluginMod_Ref>()
         .map_err(|e| describe(path, &e, Some(&theirs)))?;
+    // Fields added later in the series exist only in libraries built with
+    // them: a library built before fails this second check, and lacks them.
+    let current = match header.init_root_module::<PluginMod_Ref>() {
+        Ok(current) => Some(current),
+        Err(e) => {
+            log::debug!(target: "gateway", "plugin {} has only the base root module: {e}", path.display());
+            None
+        }
+    };
+    let metrics = current.and_then(|c| c.metrics());
+    let check_start = current.and_then(|c| c.check_start());
     let actual = module.plugin_id()();
     if actual.as_str() != id {
         return Err(format!(
@@ -77,6 +111,8 @@ pub fn load(id: &str, path: &Path) -> Result<LoadedPlugin, String> {
         id: id.to_owned(),
         path: path.to_path_buf(),
         module,
+        metrics,
+        check_start,
         info,
     })
 }

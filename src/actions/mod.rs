@@ -96,6 +96,7 @@ pub async fn run(route: &Route, action: Action, key: Option<Key>) -> Answer {
     let request = match plan(action, &route.controller_id) {
         Plan::Read(read) => return Answer::Result(self::read(&route.flows, read)),
         Plan::WaitThenRead { flow_id, wait } => {
+            let _waiting = route.metrics.waiter();
             // However the wait ends, the answer is the flow as it is then.
             if let Err(e) = wait::until_settled(route, &flow_id, wait).await {
                 return e.into();

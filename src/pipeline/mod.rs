@@ -21,12 +21,14 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::actions::{self, Answer, Key};
+use crate::audit::{self, Facts};
 use crate::body;
 use crate::client_ip::ClientKey;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
 use crate::idempotency;
 use crate::limits::InFlightGuard;
+use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
 use crate::request::{self, Action};
 use crate::response;
@@ -130,22 +132,110 @@ impl Outgoing {
     }
 }
 
-async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState) -> Outgoing {
+async fn dispatch(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Outgoing {
+    let started = Instant::now();
+    let mut facts = Facts {
+        client: Some(client_of(req.head(), state)),
+        ..Facts::default()
+    };
+    let (route, named, answer, close) = answer(req, payload, state, &mut facts).await;
+    let route_id = route.as_deref().map(|r| r.id.as_str());
+    let response = response::respond(route_id.filter(|_| named), &answer);
+    observe(
+        state,
+        route.as_deref(),
+        &facts,
+        &answer,
+        response.status().as_u16(),
+        started,
+    );
+    Outgoing { response, close }
+}
+
+/// Records a request's metrics and its audit line.
+fn observe(
+    state: &AppState,
+    route: Option<&Route>,
+    facts: &Facts,
+    answer: &Answer,
+    status: u16,
+    started: Instant,
+) {
+    let now = Instant::now();
+    let elapsed = now - started;
+    let outcome = audit::outcome(answer);
+    let Some(route) = route else {
+        state.metrics.unrouted();
+        if let Outcome::Error(code) = outcome {
+            audit::rejection(None, facts, code, elapsed, &state.unrouted_caps, now);
+        }
+        return;
+    };
+    let action = facts.action.unwrap_or(ActionLabel::NONE);
+    route.metrics.request(action, outcome, elapsed);
+    if let Some(key_use) = key_use(facts, answer, outcome) {
+        route.metrics.key_use(key_use);
+    }
+    let served = audit::Served {
+        route: &route.id,
+        facts,
+        answer,
+        outcome,
+        status,
+        elapsed,
+    };
+    audit::record(&served, &route.rejection_caps, now);
+}
+
+/// What became of the idempotency key a request presented, if any.
+fn key_use(facts: &Facts, answer: &Answer, outcome: Outcome) -> Option<KeyUse> {
+    facts.key_digest.as_ref()?;
+    Some(match (answer, outcome) {
+        (Answer::Stored { replayed: true, .. }, _) => KeyUse::Replayed,
+        (_, Outcome::Error(Code::IdempotencyInProgress)) => KeyUse::InProgress,
+        (_, Outcome::Error(Code::IdempotencyKeyMismatch)) => KeyUse::Mismatch,
+        _ => KeyUse::First,
+    })
+}
+
+fn client_of(head: &RequestHead, state: &AppState) -> ClientKey {
+    state
+        .proxy
+        .client_key(head.peer_addr.map(|a| a.ip()), &head.headers)
+}
+
+/// The route (when the path names one), whether the answer may name it,
+/// the answer, and whether the connection must close after it.
+async fn answer(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &AppState,
+    facts: &mut Facts,
+) -> (Option<Arc<Route>>, bool, Answer, bool) {
     // A request that asked to be invited was admitted before the invitation.
     let invited = req.extensions_mut().remove::<Admitted>();
     let admitted = match invited.map_or_else(|| admit(state, req.head()), Ok) {
         Ok(admitted) => admitted,
-        Err((route_id, err)) => return Outgoing::closing(response::failure(route_id, &err)),
+        Err((route_id, err)) => {
+            let route = state.routes.get(&request_path(req.path())).cloned();
+            return (route, route_id.is_some(), err.into(), true);
+        }
     };
     let Admitted {
         route,
         client,
         slot,
+        secret_slot,
     } = admitted;
-    let route = &route;
+    let metrics = Arc::clone(&route.metrics);
+    let _in_flight = metrics.in_flight();
+    if let Some(i) = secret_slot {
+        facts.secret_slot = Some(i);
+        route.metrics.secret_slot(i);
+    }
     let bytes = match body::read(req.headers(), &mut payload, &route.limits).await {
         Ok(bytes) => bytes,
-        Err(err) => return Outgoing::closing(response::failure(Some(&route.id), &err)),
+        Err(err) => return (Some(route), true, err.into(), true),
     };
     // A signed route authenticates its caller by the signature over the raw
     // body, before the body is parsed: a refusal does not name the route.
@@ -153,20 +243,13 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
         Ok(signed) => signed.map(|v| {
             // A signed caller authenticated: its rate-limit entry is kept.
             route.rate.authenticated(client, Instant::now());
+            facts.secret_slot = Some(v.slot);
             v.id.to_owned()
         }),
-        Err(err) => {
-            return Outgoing {
-                response: response::failure(None, &err),
-                close: false,
-            }
-        }
+        Err(err) => return (Some(route), false, err.into(), false),
     };
-    let answer = serve(route, req.headers(), &bytes, signed, slot).await;
-    Outgoing {
-        response: response::respond(Some(&route.id), &answer),
-        close: false,
-    }
+    let answer = serve(&route, req.headers(), &bytes, signed, slot, facts).await;
+    (Some(route), true, answer, false)
 }
 
 /// A request that passed every check before its body; it holds its
@@ -174,6 +257,8 @@ async fn dispatch(req: &HttpRequest, mut payload: web::Payload, state: &AppState
 struct Admitted {
     route: Arc<Route>,
     client: ClientKey,
+    /// The bearer secret that matched, when the route has any.
+    secret_slot: Option<usize>,
     slot: InFlightGuard,
 }
 
@@ -211,7 +296,7 @@ fn admit<'s>(
     let slot = route.in_flight.acquire(client).ok_or_else(|| {
         anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
-    route.authenticate(headers).map_err(anonymous)?;
+    let secret_slot = route.authenticate(headers).map_err(anonymous)?;
     if route.signing.is_none() {
         // The caller presented a secret: its rate-limit entry is kept.
         route.rate.authenticated(client, Instant::now());
@@ -222,6 +307,7 @@ fn admit<'s>(
         route: Arc::clone(route),
         client,
         slot,
+        secret_slot,
     })
 }
 
@@ -232,8 +318,9 @@ async fn serve(
     bytes: &[u8],
     delivery_id: Option<String>,
     slot: InFlightGuard,
+    facts: &mut Facts,
 ) -> Answer {
-    let (action, key) = match parse(route, headers, bytes, delivery_id) {
+    let (action, key) = match parse(route, headers, bytes, delivery_id, facts) {
         Ok(parsed) => parsed,
         Err(err) => return err.into(),
     };
@@ -253,11 +340,14 @@ fn parse(
     headers: &HeaderMap,
     bytes: &[u8],
     delivery_id: Option<String>,
+    facts: &mut Facts,
 ) -> Result<(Action, Option<Key>), ApiError> {
     let value = body::parse_json(bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
+    let writes = actions::writes(&action);
+    facts.action(&action, writes);
     route.access.permit(&action)?;
-    if !actions::writes(&action) {
+    if !writes {
         // Reads are safe to repeat: a key on one is ignored.
         return Ok((action, None));
     }
@@ -271,6 +361,9 @@ fn parse(
             None => None,
         },
     };
+    if let Some(key) = &presented {
+        facts.key(key);
+    }
     let Some(key) = presented else {
         if route.idempotency.required {
             return Err(ApiError::new(Code::IdempotencyKeyRequired));

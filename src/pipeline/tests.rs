@@ -92,13 +92,13 @@ fn state() -> web::Data<AppState> {
         None,
         BoundTaskFlow_TO::from_value(FailingRuntime, TD_Opaque),
     );
-    web::Data::new(AppState {
-        routes: HashMap::from([("/hook".to_owned(), Arc::new(route))]),
-        proxy: ProxyPolicy {
+    web::Data::new(AppState::new(
+        HashMap::from([("/hook".to_owned(), Arc::new(route))]),
+        ProxyPolicy {
             trusted: Vec::new(),
             allow_real_ip_fallback: false,
         },
-    })
+    ))
 }
 
 fn action(body: String) -> test::TestRequest {

@@ -23,6 +23,7 @@ pub struct Gateway {
     // state dir is removed.
     process: Process,
     stderr: Output,
+    stdout: Output,
     pub addr: SocketAddr,
     pub dir: TempDir,
 }
@@ -53,7 +54,9 @@ impl Gateway {
                 .stderr(Stdio::piped()),
         );
         let (stdout, stderr) = (process.stdout(), process.stderr());
-        let Some(line) = stdout.wait_for(LISTENING, LIMIT) else {
+        // The webhook listener's line starts with it (the admin listener's,
+        // printed before it, says `admin listening on ...`).
+        let Some(line) = stdout.wait_for_start(LISTENING, LIMIT) else {
             process.kill();
             stderr.wait_closed(LIMIT);
             panic!(
@@ -67,6 +70,7 @@ impl Gateway {
         Gateway {
             process,
             stderr,
+            stdout,
             addr,
             dir,
         }
@@ -99,6 +103,12 @@ impl Gateway {
     /// Everything the Gateway has logged (stderr) so far.
     pub fn logs(&self) -> String {
         self.stderr.text()
+    }
+
+    /// Everything the Gateway has printed on stdout so far (its listening
+    /// lines).
+    pub fn printed(&self) -> String {
+        self.stdout.text()
     }
 
     /// Waits for the Gateway to log a line containing `needle` and returns

@@ -186,6 +186,16 @@ impl Output {
         })
     }
 
+    /// Like [`Output::wait_for`], for a line that starts with `prefix`.
+    pub fn wait_for_start(&self, prefix: &str, limit: Duration) -> Option<String> {
+        self.wait_until(limit, |c| {
+            String::from_utf8_lossy(&c.bytes)
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .map(str::to_owned)
+        })
+    }
+
     /// Waits up to `limit` for the writer to close the pipe (after the
     /// child exits, once everything it wrote has been read).
     pub fn wait_closed(&self, limit: Duration) -> bool {

@@ -15,6 +15,7 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod load;
+mod ops;
 mod secrets;
 mod signing;
 mod transcript;

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use openclaw_ffi::records::FlowStatus;
+
 use super::model::{FlowEntry, OrderKey, TaskEntry};
 
 #[derive(Default)]
@@ -14,11 +16,25 @@ pub(crate) struct Index {
     tasks: HashMap<String, Arc<TaskEntry>>,
     /// Flow id -> linked tasks, newest first.
     flow_tasks: HashMap<String, BTreeMap<OrderKey, Arc<TaskEntry>>>,
+    /// Flows per status, in the order of `FlowStatus::ALL`.
+    by_status: [usize; FlowStatus::ALL.len()],
+}
+
+fn status_slot(status: FlowStatus) -> usize {
+    FlowStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or_default()
 }
 
 impl Index {
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// How many flows are in each status.
+    pub fn status_counts(&self) -> [(FlowStatus, usize); FlowStatus::ALL.len()] {
+        std::array::from_fn(|i| (FlowStatus::ALL[i], self.by_status[i]))
     }
 
     pub fn flow(&self, flow_id: &str) -> Option<&Arc<FlowEntry>> {
@@ -59,6 +75,7 @@ impl Index {
     }
 
     pub fn put_flow(&mut self, entry: Arc<FlowEntry>) {
+        self.by_status[status_slot(entry.record.status)] += 1;
         if let Some(old) = self.flows.insert(entry.id().to_owned(), Arc::clone(&entry)) {
             self.unlink_owner(&old);
         }
@@ -79,6 +96,8 @@ impl Index {
     }
 
     fn unlink_owner(&mut self, old: &FlowEntry) {
+        let slot = status_slot(old.record.status);
+        self.by_status[slot] = self.by_status[slot].saturating_sub(1);
         if let Some(map) = self.owners.get_mut(&*old.owner) {
             map.remove(&old.order_key());
             if map.is_empty() {

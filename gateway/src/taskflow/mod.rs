@@ -16,7 +16,8 @@
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `watch` (the wakers of
 //! waiting reads), `writer` (group commit),
-//! `store` (the handle), `bound` (binding and the session view).
+//! `store` (the handle), `bound` (binding and the session view),
+//! `metrics` (commit histograms; flows by status come from the index).
 
 mod batch;
 mod bound;
@@ -26,6 +27,7 @@ mod file;
 mod flows;
 mod index;
 mod keys;
+mod metrics;
 mod model;
 mod ops;
 mod options;
@@ -41,6 +43,7 @@ mod tests;
 
 pub use bound::Bound;
 pub use error::StoreError;
+pub use metrics::StoreMetrics;
 pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
 pub use store::Store;

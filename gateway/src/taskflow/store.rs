@@ -7,11 +7,13 @@ use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
+use openclaw_ffi::records::FlowStatus;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
 use super::keys::Claim;
+use super::metrics::StoreMetrics;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::sweep::{self, SWEEP_CHUNK};
@@ -35,6 +37,7 @@ struct Inner {
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     watchers: Arc<Watchers>,
+    metrics: StoreMetrics,
 }
 
 fn duplicate(path: &std::path::Path, kind: &str, id: &str) -> StoreError {
@@ -75,6 +78,7 @@ impl Store {
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
         let watchers = Arc::new(Watchers::default());
+        let metrics = StoreMetrics::default();
         let writer = Writer {
             conn,
             path: path.clone(),
@@ -83,6 +87,7 @@ impl Store {
             retention_ms: millis(options.retention),
             next_seq,
             watchers: Arc::clone(&watchers),
+            metrics: metrics.clone(),
         };
         let writer = thread::Builder::new()
             .name("taskflow-writer".into())
@@ -102,6 +107,7 @@ impl Store {
                 sweeper: Mutex::new(None),
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
                 watchers,
+                metrics,
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -187,6 +193,16 @@ impl Store {
     /// Idempotent; later writes fail with `PERSIST_FAILED`.
     pub fn close(&self) {
         self.inner.close();
+    }
+
+    /// The writer's commit histograms.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.inner.metrics
+    }
+
+    /// How many flows the store holds in each status, of every owner.
+    pub fn flows_by_status(&self) -> [(FlowStatus, usize); 8] {
+        self.read(|index| index.status_counts())
     }
 
     /// How many flows the store holds, of every owner.

@@ -18,6 +18,7 @@ use super::batch::BatchView;
 use super::error::{internal, persist_failed};
 use super::index::Index;
 use super::keys::{self, Claim, Prior, Record, Staged};
+use super::metrics::StoreMetrics;
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
 use super::watch::{self, FlowChange, Watchers};
@@ -68,6 +69,7 @@ pub(crate) struct Writer {
     pub next_seq: u64,
     /// Reads waiting for flows to change.
     pub watchers: Arc<Watchers>,
+    pub metrics: StoreMetrics,
 }
 
 /// Answers held back until the batch is durable.
@@ -113,9 +115,11 @@ impl Writer {
     pub(crate) fn process(&mut self, batch: Vec<Request>) {
         let mut replies: Replies = Vec::with_capacity(batch.len());
         let mut settled = Vec::new();
+        let (started, operations) = (Instant::now(), batch.len());
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.run_batch(batch, &mut replies, &mut settled)
         }));
+        self.metrics.batch(started.elapsed(), operations);
         let failure = match result {
             Ok(true) => None,
             Ok(false) => Some(persist_failed()),
@@ -165,6 +169,7 @@ impl Writer {
             retention_ms,
             next_seq,
             watchers,
+            ..
         } = self;
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);

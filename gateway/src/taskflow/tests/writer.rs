@@ -35,6 +35,7 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
         retention_ms: 7 * DAY,
         next_seq: 0,
         watchers: Arc::default(),
+        metrics: Default::default(),
     };
     Rig {
         _dir: dir,

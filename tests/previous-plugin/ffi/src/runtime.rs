@@ -1,0 +1,246 @@
+//! What the host gives a plugin: the runtime handle and bound TaskFlows.
+//!
+//! Every method must not panic: a panic that reaches the boundary exits the
+//! whole process. Methods of [`BoundTaskFlow`] that write may wait on disk,
+//! so a plugin calls them from a thread that may block, or uses
+//! [`BoundTaskFlow::submit`], which completes through a callback. A read
+//! that waits for a flow to change registers a [`FlowWaker`] with
+//! [`BoundTaskFlow::watch`]; no thread waits for it either.
+
+use abi_stable::{
+    sabi_trait,
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+    StableAbi,
+};
+
+use crate::outcome::{CancelOutcome, ErrorCode, MutationOutcome, RunTaskOutcome, TaskFlowError};
+use crate::records::{
+    CreateFlow, Fail, Finish, FlowRecord, RequestCancel, Resume, RunTask, SetWaiting, TaskSummary,
+};
+
+/// A write submitted with [`BoundTaskFlow::submit`]: the input of one of the
+/// writing methods.
+#[allow(clippy::large_enum_variant)]
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum WriteRequest {
+    Create(CreateFlow),
+    SetWaiting(SetWaiting),
+    Resume(Resume),
+    Finish(Finish),
+    Fail(Fail),
+    RequestCancel(RequestCancel),
+    Cancel(RString),
+    RunTask(RunTask),
+}
+
+/// Makes a submitted write retry-safe: the first write under `key` in
+/// `scope` runs and its reply is stored in the same commit as its effect;
+/// a later write under the same key gets that reply instead of running.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct IdempotencyClaim {
+    /// Whose keys these are (the webhooks plugin uses its route id): keys
+    /// of different scopes never meet.
+    pub scope: RString,
+    pub key: RString,
+    /// Identifies what the request asked (hex SHA-256 of its canonical
+    /// form). The same key with another fingerprint is `KeyMismatch`.
+    pub fingerprint: RString,
+    /// How long the stored reply is kept after the commit.
+    pub ttl_ms: u64,
+}
+
+/// A reply stored with a keyed write, replayed byte for byte.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct StoredReply {
+    pub status: u16,
+    pub body: RVec<u8>,
+}
+
+/// The outcome of a [`WriteRequest`], of the matching method's type.
+// Passed by value once per write; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created(FlowRecord),
+    Mutation(MutationOutcome),
+    Cancel(CancelOutcome),
+    RunTask(RunTaskOutcome),
+    /// The claim's key already has a live reply for the same fingerprint:
+    /// that reply. Nothing was written.
+    Replayed(StoredReply),
+    /// The claim's key already has a live reply for another fingerprint.
+    /// Nothing was written.
+    KeyMismatch,
+}
+
+/// Receives the outcome of a submitted write. Implemented by the caller.
+/// For a write submitted with a claim, the host first calls `render` (at
+/// most once, before the commit, on its writer thread) to get the reply it
+/// stores with the write. The host then calls `complete` exactly once,
+/// possibly from another thread, after the write is durable (or has
+/// failed). If the host drops the object without calling `complete`, the
+/// write's outcome is unknown.
+#[sabi_trait]
+pub trait WriteCompletion: Send + Sync {
+    /// The reply a keyed write's outcome gets. `RNone` stores nothing, and
+    /// a retry of the key runs anew.
+    fn render(&self, outcome: &WriteOutcome) -> ROption<StoredReply>;
+    #[sabi(last_prefix_field)]
+    fn complete(&self, outcome: RResult<WriteOutcome, TaskFlowError>);
+}
+
+pub type WriteCompletionBox = WriteCompletion_TO<'static, RBox<()>>;
+
+/// Wakes a read that waits for a flow to change (see
+/// [`BoundTaskFlow::watch`]). Implemented by the caller.
+///
+/// The host calls `wake` at most once, from any thread (usually its writer
+/// thread, right after a commit, with other waiters still to wake), so it
+/// must return at once: no blocking, no I/O, no calls back into the host.
+#[sabi_trait]
+pub trait FlowWaker: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn wake(&self);
+}
+
+pub type FlowWakerBox = FlowWaker_TO<'static, RBox<()>>;
+
+/// Names one registration made with [`BoundTaskFlow::watch`], for
+/// [`BoundTaskFlow::unwatch`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WatchTicket {
+    pub id: u64,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Starts a [`Runtime::log`] message that carries structured fields. A
+/// control character, so no plain message starts with it by accident; a
+/// host that predates the convention logs the text as it is.
+pub const STRUCTURED_LOG_MARK: char = '\u{1e}';
+
+/// Gateway settings a plugin needs to resolve client addresses.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct GatewaySettings {
+    /// `gateway.trustedProxies`: IP addresses or CIDR blocks.
+    pub trusted_proxies: RVec<RString>,
+    /// `gateway.allowRealIpFallback`.
+    pub allow_real_ip_fallback: bool,
+}
+
+/// The managed flows of one session. Every method is scoped to that session:
+/// a flow owned by another session behaves exactly like a missing one.
+#[sabi_trait]
+pub trait BoundTaskFlow: Send + Sync {
+    /// The session key this binding acts as.
+    fn session_key(&self) -> RString;
+    fn create_managed(&self, input: CreateFlow) -> RResult<FlowRecord, TaskFlowError>;
+    fn get(&self, flow_id: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError>;
+    /// Newest first.
+    fn list(&self) -> RResult<RVec<FlowRecord>, TaskFlowError>;
+    /// The newest flow of any status.
+    fn find_latest(&self) -> RResult<ROption<FlowRecord>, TaskFlowError>;
+    /// By flow id, or by the bound session key (its newest non-terminal flow).
+    fn resolve(&self, token: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError>;
+    fn get_task_summary(&self, flow_id: RStr<'_>) -> RResult<ROption<TaskSummary>, TaskFlowError>;
+    fn set_waiting(&self, input: SetWaiting) -> RResult<MutationOutcome, TaskFlowError>;
+    fn resume(&self, input: Resume) -> RResult<MutationOutcome, TaskFlowError>;
+    fn finish(&self, input: Finish) -> RResult<MutationOutcome, TaskFlowError>;
+    fn fail(&self, input: Fail) -> RResult<MutationOutcome, TaskFlowError>;
+    fn request_cancel(&self, input: RequestCancel) -> RResult<MutationOutcome, TaskFlowError>;
+    /// Cancels the flow's active child task records, then the flow.
+    fn cancel(&self, flow_id: RStr<'_>) -> RResult<CancelOutcome, TaskFlowError>;
+    /// Records a child task; launches nothing.
+    fn run_task(&self, input: RunTask) -> RResult<RunTaskOutcome, TaskFlowError>;
+    /// Submits a write without blocking: `done` is completed once the write
+    /// is durable or has failed. Callers on an event loop use this instead of
+    /// the blocking methods, so no thread waits on disk. With a `claim`, the
+    /// write is retry-safe (see [`IdempotencyClaim`]).
+    #[sabi(last_prefix_field)]
+    fn submit(
+        &self,
+        request: WriteRequest,
+        claim: ROption<IdempotencyClaim>,
+        done: WriteCompletionBox,
+    );
+
+    // Methods below were appended after `submit`; a host built before them
+    // lacks them, and the default bodies answer for it.
+
+    /// Registers `waker` to be woken once the flow `flow_id` is settled for
+    /// a reader that has seen `above_revision`: its revision is above it,
+    /// it is terminal, or it is missing (or another session's). When that
+    /// already holds, `waker` is woken before `watch` returns; otherwise it
+    /// is woken right after the commit that makes it hold, once that commit
+    /// is visible to reads. Register first and read the flow after the wake
+    /// (or the wait's end): no commit falls between the two.
+    ///
+    /// Every ticket must be released with [`BoundTaskFlow::unwatch`] when
+    /// the wait ends, woken or not. A host without waiting reads answers
+    /// `ErrorCode::UNSUPPORTED`.
+    fn watch(
+        &self,
+        flow_id: RStr<'_>,
+        above_revision: u64,
+        waker: FlowWakerBox,
+    ) -> RResult<WatchTicket, TaskFlowError> {
+        let _ = (flow_id, above_revision, waker);
+        RResult::RErr(TaskFlowError::new(
+            ErrorCode::UNSUPPORTED,
+            "This Gateway does not support waiting reads.",
+        ))
+    }
+
+    /// Drops the registration of `ticket` (and its waker) if it was not
+    /// woken yet. A waker being woken while this runs may still be called
+    /// once; later it never is. Unknown tickets are ignored.
+    fn unwatch(&self, ticket: WatchTicket) {
+        let _ = ticket;
+    }
+}
+
+pub type BoundTaskFlowBox = BoundTaskFlow_TO<'static, RBox<()>>;
+
+/// The host, as seen by a plugin.
+#[sabi_trait]
+pub trait Runtime: Send + Sync {
+    /// Binds the TaskFlow runtime to one session. An empty key is refused.
+    fn bind_session(&self, session_key: RStr<'_>) -> RResult<BoundTaskFlowBox, TaskFlowError>;
+    /// Resolves a SecretRef through the Gateway's secret providers. The
+    /// error names the reference and the reason, never a secret value.
+    fn resolve_secret(
+        &self,
+        source: RStr<'_>,
+        provider: RStr<'_>,
+        id: RStr<'_>,
+    ) -> RResult<RString, RString>;
+    /// The listening socket the Gateway bound for this plugin, as a raw file
+    /// descriptor. Ownership moves to the caller; later calls return `RNone`.
+    fn take_listener(&self) -> ROption<i32>;
+    fn settings(&self) -> GatewaySettings;
+    /// Logs one record. A `message` that starts with
+    /// [`STRUCTURED_LOG_MARK`] carries fields: the rest is a JSON object
+    /// `{"message": "<text>", "fields": {"<name>": <value>, ...}}`, which the
+    /// host logs as that message with those fields.
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+    /// Records above this level would be dropped by the host.
+    #[sabi(last_prefix_field)]
+    fn max_log_level(&self) -> LogLevel;
+}
+
+pub type RuntimeBox = Runtime_TO<'static, RBox<()>>;
