@@ -1,6 +1,7 @@
 //! Unit tests of `metrics`.
 
 use super::*;
+use crate::error::Code;
 
 #[test]
 fn every_code_has_its_own_label_index() {
