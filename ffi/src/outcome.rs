@@ -100,6 +100,9 @@ impl ErrorCode {
     pub const PERSIST_FAILED: Self = Self(1);
     /// The input broke a rule of the runtime (for example an empty session key).
     pub const INVALID_INPUT: Self = Self(2);
+    /// The host predates the method that was called (an appended method
+    /// answered by its default body on the caller's side).
+    pub const UNSUPPORTED: Self = Self(3);
 }
 
 /// A failure of the host, as opposed to a refusal of the request.

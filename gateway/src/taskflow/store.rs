@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::error::sqlite_err;
 use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
 use super::keys::Claim;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
+use super::outbox::{self, OutboxOp, Subscriptions};
 use super::sweep::{self, SWEEP_CHUNK};
 use super::writer::{Replier, Reply, Request, Writer};
 use super::{file, rows};
@@ -29,6 +31,7 @@ struct Inner {
     retention_ms: u64,
     clock: Clock,
     index: Arc<RwLock<Index>>,
+    subscriptions: Arc<Subscriptions>,
     tx: RwLock<Option<Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
@@ -69,8 +72,13 @@ impl Store {
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }
+        let resent = outbox::recover(&conn, options.clock.now())
+            .map_err(sqlite_err(&path, "cannot recover outbox events"))?;
+        let (pending, dead) =
+            outbox::open_counts(&conn).map_err(sqlite_err(&path, "cannot count outbox events"))?;
         file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
+        let subscriptions = Arc::new(Subscriptions::default());
         let (tx, rx) = mpsc::channel::<Request>();
         let writer = Writer {
             conn,
@@ -79,6 +87,7 @@ impl Store {
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),
             next_seq,
+            subscriptions: Arc::clone(&subscriptions),
         };
         let writer = thread::Builder::new()
             .name("taskflow-writer".into())
@@ -93,6 +102,7 @@ impl Store {
                 retention_ms: millis(options.retention),
                 clock: options.clock,
                 index,
+                subscriptions,
                 tx: RwLock::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 sweeper: Mutex::new(None),
@@ -105,6 +115,12 @@ impl Store {
             path.display(),
             store.flow_count()
         );
+        if pending > 0 || dead > 0 {
+            log::info!(
+                "taskflow store {}: outbox holds {pending} undelivered events ({resent} cut off mid-delivery, due again now) and {dead} dead ones",
+                path.display()
+            );
+        }
         Ok(store)
     }
 
@@ -151,13 +167,35 @@ impl Store {
                 }
             }
         }
-        // Expired idempotency records, a bounded chunk per writer operation
-        // so that requests interleave with a large prune.
+        // Expired idempotency records and old settled outbox events, a
+        // bounded chunk per writer operation so that requests interleave
+        // with a large prune.
+        report.add(self.prune_chunks(
+            "idempotency records",
+            || Op::PruneKeys { limit: SWEEP_CHUNK },
+            |r| r.pruned_keys,
+        ));
+        report.add(self.prune_chunks(
+            "outbox events",
+            || Op::Outbox(OutboxOp::Prune { limit: SWEEP_CHUNK }),
+            |r| r.pruned_events,
+        ));
+        report
+    }
+
+    /// Runs prune operations until one prunes less than a full chunk.
+    fn prune_chunks(
+        &self,
+        what: &str,
+        op: impl Fn() -> Op,
+        pruned: impl Fn(&SweepReport) -> usize,
+    ) -> SweepReport {
+        let mut report = SweepReport::default();
         loop {
-            match self.perform(Op::PruneKeys { limit: SWEEP_CHUNK }) {
+            match self.perform(op()) {
                 Ok(Answer::Sweep(r)) => {
                     report.add(r);
-                    if r.pruned_keys < SWEEP_CHUNK {
+                    if pruned(&r) < SWEEP_CHUNK {
                         break;
                     }
                 }
@@ -167,7 +205,7 @@ impl Store {
                 }
                 Err(err) => {
                     log::warn!(
-                        "taskflow store {}: pruning idempotency records failed: {}",
+                        "taskflow store {}: pruning {what} failed: {}",
                         self.inner.path.display(),
                         err.message
                     );
@@ -176,6 +214,11 @@ impl Store {
             }
         }
         report
+    }
+
+    /// Who gets outbox events.
+    pub(crate) fn subscriptions(&self) -> &Subscriptions {
+        &self.inner.subscriptions
     }
 
     /// Stops the sweeper, drains and stops the writer, checkpoints the WAL.
@@ -286,11 +329,12 @@ fn sweeper_loop(store: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval:
         let report = handle.sweep_now();
         if report != SweepReport::default() {
             log::info!(
-                "taskflow store {}: sweep finalized {} and pruned {} flows, {} tasks",
+                "taskflow store {}: sweep finalized {} and pruned {} flows, {} tasks, {} outbox events",
                 handle.inner.path.display(),
                 report.finalized,
                 report.pruned_flows,
-                report.pruned_tasks
+                report.pruned_tasks,
+                report.pruned_events
             );
         }
     }

@@ -34,6 +34,7 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
         clock: Clock::new(|| T0),
         retention_ms: 7 * DAY,
         next_seq: 0,
+        subscriptions: Arc::default(),
     };
     Rig {
         _dir: dir,
