@@ -11,6 +11,7 @@ use jsoncfg::{join, Issue, Walker};
 use serde_json::Value;
 
 use crate::auth::Secret;
+use crate::callbacks::{self, CallbackConfig};
 use crate::idempotency::{parse_policy, Policy};
 use crate::paths::normalize_path;
 
@@ -40,6 +41,8 @@ pub struct RouteConfig {
     pub description: Option<String>,
     pub limits: Limits,
     pub idempotency: Policy,
+    /// Where the route's flow events are delivered, if anywhere.
+    pub callbacks: Option<CallbackConfig>,
 }
 
 /// Where a route's shared secret comes from.
@@ -94,7 +97,7 @@ const LIMIT_KEYS: [&str; 6] = [
     "maxTrackedKeys",
 ];
 
-const ROUTE_KEYS: [&str; 8] = [
+const ROUTE_KEYS: [&str; 9] = [
     "enabled",
     "path",
     "sessionKey",
@@ -103,6 +106,7 @@ const ROUTE_KEYS: [&str; 8] = [
     "description",
     "limits",
     "idempotency",
+    "callbacks",
 ];
 
 /// Parses the plugin's config from its JSON text.
@@ -187,6 +191,7 @@ fn parse_route(
         obj.get("idempotency"),
         idempotency,
     );
+    let callbacks = callbacks::config::parse(w, &join(&path, "callbacks"), obj.get("callbacks"));
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
@@ -197,6 +202,7 @@ fn parse_route(
         description,
         limits,
         idempotency,
+        callbacks,
     })
 }
 

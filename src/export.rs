@@ -19,6 +19,7 @@ use openclaw_ffi::module::{
 };
 use openclaw_ffi::runtime::RuntimeBox;
 
+use crate::callbacks::Dispatcher;
 use crate::server::Server;
 use crate::{config, logging, routes, server, PLUGIN_ID};
 
@@ -67,8 +68,13 @@ fn check_config(config_json: RStr<'_>) -> RResult<RVec<RString>, RVec<ConfigIssu
                 .iter()
                 .map(|r| {
                     let state = if r.enabled { "" } else { " (disabled)" };
+                    let callbacks = r
+                        .callbacks
+                        .as_ref()
+                        .map(|c| format!(", callbacks to {}", c.url.origin))
+                        .unwrap_or_default();
                     format!(
-                        "route {}: POST {} -> session {}{state}",
+                        "route {}: POST {} -> session {}{callbacks}{state}",
                         r.id, r.path, r.session_key
                     )
                     .into()
@@ -97,8 +103,8 @@ fn start(runtime: RuntimeBox, config_json: RStr<'_>) -> RResult<PluginInstanceBo
         start_inner(runtime, config_json.as_str())
     }));
     match started {
-        Ok(Ok(server)) => RResult::ROk(PluginInstance_TO::from_value(
-            Instance { server },
+        Ok(Ok((server, callbacks))) => RResult::ROk(PluginInstance_TO::from_value(
+            Instance { server, callbacks },
             TD_Opaque,
         )),
         Ok(Err(e)) => RResult::RErr(e.into()),
@@ -106,7 +112,7 @@ fn start(runtime: RuntimeBox, config_json: RStr<'_>) -> RResult<PluginInstanceBo
     }
 }
 
-fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String> {
+fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<(Server, Dispatcher), String> {
     let runtime = Arc::new(runtime);
     logging::install(Arc::clone(&runtime));
     let config = config::parse(config_json).map_err(|issues| {
@@ -119,7 +125,17 @@ fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String>
         return Err("the Gateway handed over no listener".into());
     };
     let listener = listener_from_fd(fd)?;
-    server::start(listener, state, workers)
+    // Subscribed before the server serves: every write it acknowledges
+    // has its events.
+    let callbacks = Dispatcher::start(
+        state
+            .routes
+            .values()
+            .filter_map(|r| Some((Arc::clone(r.callbacks.as_ref()?), Arc::clone(&r.flows))))
+            .collect(),
+    )?;
+    let server = server::start(listener, state, workers)?;
+    Ok((server, callbacks))
 }
 
 /// Takes ownership of the socket the Gateway bound for us.
@@ -140,11 +156,18 @@ fn listener_from_fd(fd: i32) -> Result<TcpListener, String> {
 
 struct Instance {
     server: Server,
+    callbacks: Dispatcher,
 }
 
 impl PluginInstance for Instance {
     fn stop(&self, grace: RDuration) -> RResult<(), RString> {
-        match catch_unwind(AssertUnwindSafe(|| self.server.stop(grace.into()))) {
+        // Requests drain first: the writes they finish still get their
+        // events into the outbox, delivered after the next start.
+        let stopped = catch_unwind(AssertUnwindSafe(|| {
+            self.server.stop(grace.into());
+            self.callbacks.stop();
+        }));
+        match stopped {
             Ok(()) => RResult::ROk(()),
             Err(_) => RResult::RErr("the webhooks plugin panicked while stopping".into()),
         }

@@ -9,6 +9,7 @@ use abi_stable::std_types::{RResult, RStr};
 use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
 use crate::auth::Secret;
+use crate::callbacks::{KeyInput, Target};
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig, SecretInput, WEAK_SECRET_CHARS};
 use crate::idempotency::{Policy, Running};
@@ -30,6 +31,8 @@ pub struct Route {
     pub running: Arc<Running>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
+    /// Where the route's flow events go, if anywhere.
+    pub callbacks: Option<Arc<Target>>,
 }
 
 impl Route {
@@ -46,6 +49,7 @@ impl Route {
             idempotency: config.idempotency,
             running: Running::new(),
             flows: Arc::new(flows),
+            callbacks: None,
             id: config.id.clone(),
             path: config.path.clone(),
             session_key: config.session_key.clone(),
@@ -89,6 +93,22 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
         let Some(secret) = resolve_secret(runtime, &route.id, &route.secret) else {
             continue;
         };
+        // Callbacks that cannot be signed skip the route, as a secret that
+        // cannot be resolved does: its events would never be delivered.
+        let callbacks = match &route.callbacks {
+            Some(c) => match callback_keys(runtime, &route.id, &c.secrets) {
+                Some(keys) => Some(Arc::new(Target {
+                    route_id: route.id.clone(),
+                    url: c.url.clone(),
+                    keys,
+                    timeout: c.timeout,
+                    max_attempts: c.max_attempts,
+                    retry_schedule: c.retry_schedule.clone(),
+                })),
+                None => continue,
+            },
+            None => None,
+        };
         let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
             RResult::ROk(flows) => flows,
             RResult::RErr(e) => {
@@ -103,13 +123,62 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             "registered route {} on {} for session {}",
             route.id, route.path, route.session_key
         );
-        let live = Route::new(&route, secret, flows);
+        if let Some(c) = &callbacks {
+            log::info!(
+                target: "webhooks",
+                "route {} sends flow events to {}",
+                route.id, c.url.origin
+            );
+        }
+        let mut live = Route::new(&route, secret, flows);
+        live.callbacks = callbacks;
         routes.insert(route_key(&route.path), Arc::new(live));
     }
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
     }
     Ok(AppState { routes, proxy })
+}
+
+/// The route's callback signing keys; `None` (with a warning naming the
+/// route and the reason, never a value) when one cannot be resolved.
+fn callback_keys(
+    runtime: &RuntimeBox,
+    route_id: &str,
+    inputs: &[KeyInput],
+) -> Option<Vec<crate::callbacks::sign::SigningKey>> {
+    let mut keys = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            KeyInput::Key(k) => keys.push(k.clone()),
+            KeyInput::Ref {
+                source,
+                provider,
+                id,
+            } => {
+                let resolved = runtime.resolve_secret(
+                    RStr::from_str(source),
+                    RStr::from_str(provider),
+                    RStr::from_str(id),
+                );
+                let value = match resolved {
+                    RResult::ROk(v) => v,
+                    RResult::RErr(reason) => {
+                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i}: {reason}");
+                        return None;
+                    }
+                };
+                match crate::callbacks::sign::SigningKey::parse(&value) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => {
+                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i} ({source}:{provider}:{id}) {e}");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    Some(keys)
 }
 
 fn resolve_secret(runtime: &RuntimeBox, route_id: &str, secret: &SecretInput) -> Option<Secret> {

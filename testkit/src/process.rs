@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 /// A spawned child. Dropping it kills it (SIGKILL) and reaps it.
 pub(crate) struct Process {
     child: Child,
-    /// Fires once the child has exited.
-    exited: mpsc::Receiver<()>,
+    /// Fires once the child has exited. In a mutex so that a `Gateway`
+    /// can be shared by the threads of a test.
+    exited: Mutex<mpsc::Receiver<()>>,
     status: Option<ExitStatus>,
 }
 
@@ -27,7 +28,7 @@ impl Process {
         });
         Process {
             child,
-            exited,
+            exited: Mutex::new(exited),
             status: None,
         }
     }
@@ -61,7 +62,8 @@ impl Process {
     /// child is still running then.
     pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         if self.status.is_none() {
-            match self.exited.recv_timeout(limit) {
+            let exited = self.exited.lock().unwrap().recv_timeout(limit);
+            match exited {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
                 Err(RecvTimeoutError::Timeout) => return None,
             }
