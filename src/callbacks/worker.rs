@@ -250,13 +250,10 @@ async fn run(
                 }
                 Some(Msg::Done(s)) => {
                     in_flight = in_flight.saturating_sub(1);
-                    let finished = !matches!(s.outcome, EventOutcome::Retry { .. });
                     settled.push(s);
-                    // A settled event may make its flow's next one due, and
-                    // a slot is free.
-                    if finished || next_due.is_none() {
-                        next_due = Some(Instant::now());
-                    }
+                    // A slot is free, the flow's next event may be due, and
+                    // a retry changes the next due time: ask again.
+                    next_due = Some(Instant::now());
                 }
             }
             match rx.try_recv() {

@@ -179,7 +179,13 @@ impl Client {
             }
         };
         conn.get_mut().write_all(req).map_err(Failure::NoResponse)?;
-        let (status, close) = read_message(&mut conn, &mut self.head, &mut self.body)?;
+        // The answer to HEAD has a head only, whatever its Content-Length.
+        let status_close = if req.starts_with(b"HEAD ") {
+            read_message(&mut conn, &mut self.head, &mut Vec::new(), false)
+        } else {
+            read_message(&mut conn, &mut self.head, &mut self.body, true)
+        };
+        let (status, close) = status_close?;
         if !close {
             self.conn = Some(conn);
         }
@@ -199,11 +205,13 @@ fn closed_by_peer(e: &io::Error) -> bool {
 /// Reads one final response from `r` (interim `1xx` ones are skipped): the
 /// status line and header lines into `head`, the body into `body`, framed
 /// by `Content-Length` or else by the end of the stream. Returns the status
-/// and whether the server closes the connection after it.
+/// and whether the server closes the connection after it. Without
+/// `has_body` (the answer to HEAD) nothing is read after the head.
 fn read_message(
     r: &mut impl BufRead,
     head: &mut Vec<u8>,
     body: &mut Vec<u8>,
+    has_body: bool,
 ) -> Result<(u16, bool), Failure> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     loop {
@@ -253,6 +261,9 @@ fn read_message(
             } else if name.eq_ignore_ascii_case("connection") {
                 close = value.eq_ignore_ascii_case("close");
             }
+        }
+        if !has_body {
+            return Ok((status, close));
         }
         let read = match length {
             Some(n) => r.by_ref().take(n as u64).read_to_end(body).and_then(|got| {
@@ -376,7 +387,7 @@ pub fn begin_request_until_continue(addr: SocketAddr, framing: &str, body: &[u8]
 /// Reads the response to a request already sent on `stream`.
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let (mut head, mut body) = (Vec::new(), Vec::new());
-    match read_message(&mut BufReader::new(stream), &mut head, &mut body) {
+    match read_message(&mut BufReader::new(stream), &mut head, &mut body, true) {
         Ok(_) => Response::parse(&head, &body),
         Err(f) => panic!("{f}"),
     }
@@ -386,7 +397,7 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
 pub fn parse_response(raw: &[u8]) -> Response {
     let (mut head, mut body) = (Vec::new(), Vec::new());
     let mut r = raw;
-    match read_message(&mut r, &mut head, &mut body) {
+    match read_message(&mut r, &mut head, &mut body, true) {
         Ok(_) => Response::parse(&head, &body),
         Err(f) => panic!("{f}"),
     }
@@ -412,7 +423,7 @@ mod tests {
     fn read(raw: &[u8]) -> Result<(u16, bool, String, String), Failure> {
         let (mut head, mut body) = (Vec::new(), Vec::new());
         let mut r = raw;
-        let (status, close) = read_message(&mut r, &mut head, &mut body)?;
+        let (status, close) = read_message(&mut r, &mut head, &mut body, true)?;
         Ok((
             status,
             close,

@@ -7,6 +7,7 @@ mod support;
 
 mod actions;
 mod auth_and_guards;
+mod callbacks;
 mod config_errors;
 mod durability;
 mod idempotency;
