@@ -60,6 +60,9 @@ type Respond = Box<dyn FnMut(&Delivery) -> Reply + Send>;
 
 struct State {
     deliveries: Vec<Delivery>,
+    /// Requests answered in counting mode, and when the last arrived.
+    counted: usize,
+    last: Option<Instant>,
     seen: HashMap<String, usize>,
     respond: Respond,
 }
@@ -69,6 +72,9 @@ struct Shared {
     changed: Condvar,
     stop: AtomicBool,
     secrets: Vec<String>,
+    /// Only count requests and answer 200 (for benchmarks): nothing is
+    /// parsed, verified or kept.
+    counting: bool,
 }
 
 pub struct Receiver {
@@ -81,17 +87,35 @@ impl Receiver {
     /// Starts answering 200 to everything; signatures are checked against
     /// each of `secrets`.
     pub fn start(secrets: &[&str]) -> Receiver {
+        Self::start_with(secrets, false)
+    }
+
+    /// A receiver that only counts requests and answers 200 at once.
+    pub fn counting() -> Receiver {
+        Self::start_with(&[], true)
+    }
+
+    /// Requests counted so far, and when the last one arrived.
+    pub fn count(&self) -> (usize, Option<Instant>) {
+        let state = self.shared.state.lock().unwrap();
+        (state.counted, state.last)
+    }
+
+    fn start_with(secrets: &[&str], counting: bool) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 deliveries: Vec::new(),
+                counted: 0,
+                last: None,
                 seen: HashMap::new(),
                 respond: Box::new(|_| Reply::Status(200)),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            counting,
         });
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::spawn(move || {
@@ -243,6 +267,12 @@ fn verify(secrets: &[String], headers: &HashMap<String, String>, raw: &[u8]) -> 
 }
 
 fn record(shared: &Shared, path: String, headers: HashMap<String, String>, raw: Vec<u8>) -> Reply {
+    if shared.counting {
+        let mut state = shared.state.lock().unwrap();
+        state.counted += 1;
+        state.last = Some(Instant::now());
+        return Reply::Status(200);
+    }
     let verified = verify(&shared.secrets, &headers, &raw);
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let id = headers.get("webhook-id").cloned().unwrap_or_default();
