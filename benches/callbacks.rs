@@ -136,9 +136,7 @@ fn main() {
     );
     println!("\n| callback delivery | events | events/s |");
     println!("|---|---:|---:|");
-    println!(
-        "| first write to last event | {delivered} | {overall:.0} |",
-    );
+    println!("| first write to last event | {delivered} | {overall:.0} |",);
     println!(
         "| backlog after the writes stopped | {backlog} | {drain_rate:.0} ({:.2} s) |",
         drain.as_secs_f64()

@@ -337,3 +337,97 @@ fn kill_9_right_after_acknowledged_writes_and_every_event_is_delivered_after_a_r
     assert!(got.iter().all(|d| d.verified));
     gw.wait_for_log("undelivered events");
 }
+
+#[test]
+fn callback_config_mistakes_are_all_refused_at_their_paths_and_check_names_the_origin() {
+    let rx = receiver();
+    let bad = gateway_config(
+        json!({"routes": {
+            "zapier": route(json!({"callbacks": {
+                "url": "http://hooks.example.com/x",
+                "signing": {"secrets": ["whsec_c2hvcnQ="]},
+                "maxAttempts": 0,
+            }})),
+            "other": route(json!({"path": "/other", "callbacks": {"signing": {"secrets": []}}})),
+        }}),
+        json!({}),
+    );
+    let out = Gateway::run_to_exit(&bad, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let base = "plugins.entries.webhooks.config.routes";
+    for expected in [
+        format!("{base}.zapier.callbacks.url: must use https:// (set allowInsecureHttp: true to allow http://)"),
+        format!("{base}.zapier.callbacks.signing.secrets.0: decodes to 5 bytes; at least 24 are required"),
+        format!("{base}.zapier.callbacks.maxAttempts: expected a whole number from 1 to 50"),
+        format!("{base}.other.callbacks.url: is required"),
+        format!("{base}.other.callbacks.signing.secrets: expected 1 to 4 entries, got 0"),
+    ] {
+        assert!(out.stderr.contains(&expected), "missing {expected:?} in:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("c2hvcnQ"), "no secret is echoed");
+    let checked = Gateway::run_to_exit(&config(&rx, json!({})), &["--check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+    assert!(
+        checked
+            .stdout
+            .contains(&format!("callbacks to http://{}", rx.addr)),
+        "{}",
+        checked.stdout
+    );
+    assert!(!checked.stdout.contains("t0ps3cret"));
+}
+
+#[test]
+fn a_callback_secret_that_cannot_be_resolved_skips_the_route() {
+    let rx = receiver();
+    let mut config = config(
+        &rx,
+        json!({"signing": {"secrets": [{"source": "env", "provider": "default", "id": "OPENCLAW_TEST_NO_SUCH_CALLBACK_KEY"}]}}),
+    );
+    config["secrets"] = json!({"providers": {"default": {"source": "env"}}});
+    let gw = Gateway::start(&config);
+    gw.wait_for_log("skipping route zapier: callbacks.signing.secrets.0");
+    let res = gw.action(json!({"action": "list_flows"}));
+    assert_eq!(res.status, 404, "the route does not serve");
+}
+
+#[test]
+fn a_receiver_that_hangs_does_not_delay_another_route() {
+    let stuck = receiver();
+    stuck.respond_with(|_| Reply::Hang);
+    let fine = receiver();
+    let callbacks = |rx: &Receiver| {
+        json!({
+            "url": rx.url("/hook"), "allowInsecureHttp": true,
+            "signing": {"secrets": [KEY_A, KEY_B]}, "timeoutMs": 60000,
+        })
+    };
+    let config = gateway_config(
+        json!({"routes": {
+            "zapier": route(json!({"callbacks": callbacks(&stuck)})),
+            "n8n": route(json!({"path": "/hooks/n8n", "sessionKey": "agent:n8n:main", "callbacks": callbacks(&fine)})),
+        }}),
+        json!({}),
+    );
+    let gw = Gateway::start(&config);
+    for i in 0..40 {
+        create(&gw, &format!("stuck {i}"), "state_changes");
+    }
+    stuck.wait_for(32, LIMIT);
+    let res = gw.post_json(
+        "/hooks/n8n",
+        SECRET,
+        &[],
+        &json!({"action": "create_flow", "goal": "fine", "notifyPolicy": "state_changes"})
+            .to_string(),
+    );
+    assert_eq!(res.status, 200);
+    let got = fine.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got[0].kind(), "flow.created");
+    assert_eq!(got[0].body["data"]["routeId"], "n8n");
+    assert_eq!(
+        stuck.deliveries().len(),
+        32,
+        "at most 32 attempts in flight"
+    );
+}
