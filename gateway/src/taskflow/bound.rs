@@ -339,6 +339,7 @@ impl BoundTaskFlow for Bound {
                 now,
                 limit,
                 lease_until,
+                subscriptions: Arc::clone(self.store.subscriptions()),
             });
             match self.store.perform(op)? {
                 Answer::Events(due) => Ok(due),
@@ -363,6 +364,7 @@ impl BoundTaskFlow for Bound {
             let op = Op::Outbox(OutboxOp::Settle {
                 scope,
                 settlements: settlements.into_vec(),
+                subscriptions: Arc::clone(self.store.subscriptions()),
             });
             match self.store.perform(op)? {
                 Answer::Settled => Ok(()),

@@ -11,12 +11,15 @@
 //!   order: an event is inserted without a due time while an earlier one of
 //!   its flow is still open, and gets one when that one is settled for good
 //!   (delivered, dead or gone).
-//! - A claimed event is `sending` and leased (its due time is the lease's
-//!   end). An event still `sending` when the store opens was cut off by a
-//!   stop or a crash: it is due again at once (delivery is at least once).
+//! - A claimed event is leased until the claim's `lease_until`: not due
+//!   again before then unless settled. Leases live in memory only (a claim
+//!   writes nothing), so an event whose attempt was cut off by a stop or a
+//!   crash is due again as soon as the store opens: delivery is at least
+//!   once.
 //! - Settled events are pruned once they are older than the retention.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -24,7 +27,7 @@ use abi_stable::std_types::{ROption, RString, RVec};
 use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::records::{FlowRecord, FlowStatus, NotifyPolicy, SyncMode};
 use openclaw_ffi::runtime::{DueEvents, EventOutcome, EventWakerBox, OutboxEvent, Settlement};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
@@ -39,7 +42,6 @@ pub(crate) const MAX_SCOPE_CHARS: usize = 128;
 pub(crate) const MAX_CLAIM: u32 = 1024;
 
 const PENDING: &str = "pending";
-const SENDING: &str = "sending";
 const DELIVERED: &str = "delivered";
 const DEAD: &str = "dead";
 const GONE: &str = "gone";
@@ -55,10 +57,12 @@ pub(crate) enum OutboxOp {
         now: u64,
         limit: u32,
         lease_until: u64,
+        subscriptions: Arc<Subscriptions>,
     },
     Settle {
         scope: Arc<str>,
         settlements: Vec<Settlement>,
+        subscriptions: Arc<Subscriptions>,
     },
     /// Maintenance: deletes at most `limit` events settled longer ago than
     /// the retention.
@@ -69,10 +73,6 @@ pub(crate) enum OutboxOp {
 #[derive(Debug, Clone)]
 pub(crate) enum Row {
     Put(Arc<NewEvent>),
-    Lease {
-        id: i64,
-        until: u64,
-    },
     Settle {
         scope: Arc<str>,
         settlement: Settlement,
@@ -97,10 +97,26 @@ struct Subscriber {
     waker: Arc<EventWakerBox>,
 }
 
-/// Who subscribed which scope: read by the writer once per batch, changed
-/// rarely (copy on write).
+/// Who subscribed which scope (read by the writer once per batch, changed
+/// rarely: copy on write), and the leases of claimed events (used by the
+/// writer thread only).
 #[derive(Default)]
-pub(crate) struct Subscriptions(RwLock<Arc<Table>>);
+pub(crate) struct Subscriptions {
+    table: RwLock<Arc<Table>>,
+    leases: Mutex<HashMap<i64, Lease>>,
+}
+
+/// A claimed event's lease.
+struct Lease {
+    scope: Arc<str>,
+    until: u64,
+}
+
+impl fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Subscriptions")
+    }
+}
 
 #[derive(Default, Clone)]
 pub(crate) struct Table {
@@ -111,7 +127,7 @@ pub(crate) struct Table {
 
 impl Subscriptions {
     pub fn snapshot(&self) -> Arc<Table> {
-        Arc::clone(&self.0.read())
+        Arc::clone(&self.table.read())
     }
 
     /// Subscribes `scope` for `owner`'s flows, or replaces its waker.
@@ -122,7 +138,7 @@ impl Subscriptions {
         waker: EventWakerBox,
     ) -> Result<(), TaskFlowError> {
         check_scope(scope)?;
-        let mut guard = self.0.write();
+        let mut guard = self.table.write();
         let mut table = Table::clone(&guard);
         let scope: Arc<str> = Arc::from(scope);
         if let Some(existing) = table.by_scope.get(&scope) {
@@ -253,20 +269,38 @@ pub(crate) fn evaluate(conn: &Connection, ctx: &Ctx, op: &OutboxOp) -> Evaluatio
             now,
             limit,
             lease_until,
-        } => claim(conn, scope, *now, *limit, *lease_until),
-        OutboxOp::Settle { scope, settlements } => Ok(Evaluation::writes(
-            Answer::Settled,
-            settlements
-                .iter()
-                .map(|s| {
-                    Change::Outbox(Row::Settle {
-                        scope: Arc::clone(scope),
-                        settlement: s.clone(),
-                        now: ctx.now,
+            subscriptions,
+        } => claim(
+            conn,
+            &mut subscriptions.leases.lock(),
+            scope,
+            *now,
+            *limit,
+            *lease_until,
+        ),
+        OutboxOp::Settle {
+            scope,
+            settlements,
+            subscriptions,
+        } => {
+            let mut leases = subscriptions.leases.lock();
+            for s in settlements {
+                leases.remove(&int(s.id));
+            }
+            Ok(Evaluation::writes(
+                Answer::Settled,
+                settlements
+                    .iter()
+                    .map(|s| {
+                        Change::Outbox(Row::Settle {
+                            scope: Arc::clone(scope),
+                            settlement: s.clone(),
+                            now: ctx.now,
+                        })
                     })
-                })
-                .collect(),
-        )),
+                    .collect(),
+            ))
+        }
         OutboxOp::Prune { limit } => {
             settled_before(conn, ctx.now.saturating_sub(ctx.retention_ms), *limit).map(|ids| {
                 let report = SweepReport {
@@ -301,18 +335,26 @@ fn uint(v: i64) -> u64 {
 
 fn claim(
     conn: &Connection,
-    scope: &str,
+    leases: &mut HashMap<i64, Lease>,
+    scope: &Arc<str>,
     now: u64,
     limit: u32,
     lease_until: u64,
 ) -> rusqlite::Result<Evaluation> {
     let limit = limit.min(MAX_CLAIM);
+    leases.retain(|_, l| l.until > now);
+    let held: HashMap<i64, u64> = leases
+        .iter()
+        .filter(|(_, l)| l.scope == *scope)
+        .map(|(id, l)| (*id, l.until))
+        .collect();
     let mut stmt = conn.prepare_cached(
         "SELECT id, created, flow, occurred_at, attempts FROM outbox
          WHERE scope = ?1 AND settled_at IS NULL AND next_attempt_at <= ?2
          ORDER BY next_attempt_at, id LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![scope, int(now), i64::from(limit) + 1], |row| {
+    let fetch = i64::from(limit) + 1 + i64::try_from(held.len()).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![&**scope, int(now), fetch], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, bool>(1)?,
@@ -326,21 +368,19 @@ fn claim(
     let mut more_due = false;
     for row in rows {
         let (id, created, flow, occurred_at, attempts) = row?;
+        if held.contains_key(&id) {
+            continue;
+        }
         if events.len() == limit as usize {
             more_due = true;
             break;
         }
-        changes.push(Change::Outbox(Row::Lease {
-            id,
-            until: lease_until,
-        }));
         let Some(flow) = flow_from_json(&flow) else {
             // A row this build cannot read is never deliverable: settle it
             // dead rather than claim it forever.
             log::error!("taskflow store: outbox event {id} holds an unreadable flow; marked dead");
-            changes.pop();
             changes.push(Change::Outbox(Row::Settle {
-                scope: Arc::from(scope),
+                scope: Arc::clone(scope),
                 settlement: Settlement {
                     id: uint(id),
                     outcome: EventOutcome::Dead,
@@ -350,6 +390,13 @@ fn claim(
             }));
             continue;
         };
+        leases.insert(
+            id,
+            Lease {
+                scope: Arc::clone(scope),
+                until: lease_until,
+            },
+        );
         events.push(OutboxEvent {
             id: uint(id),
             created,
@@ -367,9 +414,13 @@ fn claim(
                  WHERE scope = ?1 AND settled_at IS NULL AND next_attempt_at > ?2
                  ORDER BY next_attempt_at LIMIT 1",
             )?
-            .query_row(params![scope, int(now)], |row| row.get(0))
+            .query_row(params![&**scope, int(now)], |row| row.get(0))
             .optional()?;
-        let leased = (!events.is_empty()).then_some(lease_until);
+        let leased = held
+            .values()
+            .copied()
+            .chain((!events.is_empty()).then_some(lease_until))
+            .min();
         match (later.map(uint), leased) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -416,13 +467,6 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
                 flow_json(&e.flow),
                 int(e.occurred_at),
             ])?;
-        }
-        Row::Lease { id, until } => {
-            conn.prepare_cached(
-                "UPDATE outbox SET state = 'sending', next_attempt_at = ?2
-                 WHERE id = ?1 AND settled_at IS NULL",
-            )?
-            .execute(params![id, int(*until)])?;
         }
         Row::Settle {
             scope,
@@ -483,15 +527,6 @@ fn clip(text: &str) -> String {
         end -= 1;
     }
     text[..end].to_owned()
-}
-
-/// Events cut off while `sending` (the process stopped or crashed during
-/// delivery) are due again now. Runs when the store opens.
-pub(crate) fn recover(conn: &Connection, now: u64) -> rusqlite::Result<usize> {
-    conn.execute(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = ?2",
-        params![int(now), SENDING],
-    )
 }
 
 /// Counts of the outbox's events by state, for the opening log line.

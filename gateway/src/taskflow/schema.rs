@@ -77,9 +77,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_expiry ON idempotency(expires_at);",
     // 3: outbox events (see `outbox`): claimed by scope and due time, one
-    // open event per flow and scope at a time, pruned by settle time.
+    // open event per flow and scope at a time, pruned by settle time. Ids
+    // may be reused only after the newest events were pruned, long after
+    // anyone could settle them.
     "CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         scope TEXT NOT NULL,
         flow_id TEXT NOT NULL,
         revision INTEGER NOT NULL,

@@ -72,8 +72,6 @@ impl Store {
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }
-        let resent = outbox::recover(&conn, options.clock.now())
-            .map_err(sqlite_err(&path, "cannot recover outbox events"))?;
         let (pending, dead) =
             outbox::open_counts(&conn).map_err(sqlite_err(&path, "cannot count outbox events"))?;
         file::harden_modes(&path)?;
@@ -117,7 +115,7 @@ impl Store {
         );
         if pending > 0 || dead > 0 {
             log::info!(
-                "taskflow store {}: outbox holds {pending} undelivered events ({resent} cut off mid-delivery, due again now) and {dead} dead ones",
+                "taskflow store {}: outbox holds {pending} undelivered events and {dead} dead ones",
                 path.display()
             );
         }
@@ -216,8 +214,8 @@ impl Store {
         report
     }
 
-    /// Who gets outbox events.
-    pub(crate) fn subscriptions(&self) -> &Subscriptions {
+    /// Who gets outbox events, and the leases of claimed ones.
+    pub(crate) fn subscriptions(&self) -> &Arc<Subscriptions> {
         &self.inner.subscriptions
     }
 
