@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::access::Access;
 use crate::auth::Secret;
+use crate::callbacks::{self, CallbackConfig};
 use crate::client_ip::IpNet;
 use crate::idempotency::{parse_policy, Policy};
 use crate::paths::{request_path_char, resolve_path};
@@ -52,6 +53,8 @@ pub struct RouteConfig {
     pub description: Option<String>,
     pub limits: Limits,
     pub idempotency: Policy,
+    /// Where the route's flow events are delivered, if anywhere.
+    pub callbacks: Option<CallbackConfig>,
 }
 
 /// Where a route's secret comes from: a bearer [`Secret`] or a signing key.
@@ -129,7 +132,7 @@ const LIMIT_KEYS: [&str; 8] = [
     "maxWaiters",
 ];
 
-const ROUTE_KEYS: [&str; 11] = [
+const ROUTE_KEYS: [&str; 12] = [
     "enabled",
     "path",
     "sessionKey",
@@ -141,6 +144,7 @@ const ROUTE_KEYS: [&str; 11] = [
     "description",
     "limits",
     "idempotency",
+    "callbacks",
 ];
 
 /// What routes inherit from the plugin-wide config, field by field.
@@ -238,6 +242,7 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: &Defaults) -> Opti
         obj.get("idempotency"),
         defaults.idempotency,
     );
+    let callbacks = callbacks::config::parse(w, &join(&path, "callbacks"), obj.get("callbacks"));
     Some(RouteConfig {
         id: id.to_owned(),
         enabled,
@@ -250,6 +255,7 @@ fn parse_route(w: &mut Walker, id: &str, v: &Value, defaults: &Defaults) -> Opti
         description,
         limits,
         idempotency,
+        callbacks,
     })
 }
 

@@ -19,6 +19,7 @@ use openclaw_ffi::module::{
 };
 use openclaw_ffi::runtime::RuntimeBox;
 
+use crate::callbacks::Dispatcher;
 use crate::server::Server;
 use crate::{config, logging, metrics as plugin_metrics, routes, server, PLUGIN_ID};
 
@@ -137,8 +138,8 @@ fn start(runtime: RuntimeBox, config_json: RStr<'_>) -> RResult<PluginInstanceBo
         start_inner(runtime, config_json.as_str())
     }));
     match started {
-        Ok(Ok(server)) => RResult::ROk(PluginInstance_TO::from_value(
-            Instance { server },
+        Ok(Ok((server, callbacks))) => RResult::ROk(PluginInstance_TO::from_value(
+            Instance { server, callbacks },
             TD_Opaque,
         )),
         Ok(Err(e)) => RResult::RErr(e.into()),
@@ -146,7 +147,7 @@ fn start(runtime: RuntimeBox, config_json: RStr<'_>) -> RResult<PluginInstanceBo
     }
 }
 
-fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String> {
+fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<(Server, Dispatcher), String> {
     let runtime = Arc::new(runtime);
     logging::install(Arc::clone(&runtime));
     let config = config::parse(config_json).map_err(|issues| {
@@ -160,7 +161,17 @@ fn start_inner(runtime: RuntimeBox, config_json: &str) -> Result<Server, String>
         return Err("the Gateway handed over no listener".into());
     };
     let listener = listener_from_fd(fd)?;
-    server::start(listener, state, workers)
+    // Subscribed before the server serves: every write it acknowledges
+    // has its events.
+    let callbacks = Dispatcher::start(
+        state
+            .routes
+            .values()
+            .filter_map(|r| Some((Arc::clone(r.callbacks.as_ref()?), Arc::clone(&r.flows))))
+            .collect(),
+    )?;
+    let server = server::start(listener, state, workers)?;
+    Ok((server, callbacks))
 }
 
 /// Takes ownership of the socket the Gateway bound for us.
@@ -181,11 +192,18 @@ fn listener_from_fd(fd: i32) -> Result<TcpListener, String> {
 
 struct Instance {
     server: Server,
+    callbacks: Dispatcher,
 }
 
 impl PluginInstance for Instance {
     fn stop(&self, grace: RDuration) -> RResult<(), RString> {
-        match catch_unwind(AssertUnwindSafe(|| self.server.stop(grace.into()))) {
+        // Requests drain first: the writes they finish still get their
+        // events into the outbox, delivered after the next start.
+        let stopped = catch_unwind(AssertUnwindSafe(|| {
+            self.server.stop(grace.into());
+            self.callbacks.stop();
+        }));
+        match stopped {
             Ok(()) => RResult::ROk(()),
             Err(_) => RResult::RErr("the webhooks plugin panicked while stopping".into()),
         }

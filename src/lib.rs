@@ -28,6 +28,7 @@ pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod callbacks;
 pub mod client_ip;
 pub mod completion;
 pub mod config;

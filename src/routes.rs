@@ -13,6 +13,7 @@ use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 use crate::access::Access;
 use crate::audit::RejectionCaps;
 use crate::auth::{presented_secret, Secrets};
+use crate::callbacks::{KeyInput, Target};
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig};
 use crate::credentials::{self, Credentials};
@@ -44,6 +45,8 @@ pub struct Route {
     pub running: Arc<Running>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
+    /// Where the route's flow events go, if anywhere.
+    pub callbacks: Option<Arc<Target>>,
     /// The route's waiting reads and their stop signal.
     pub waiters: Arc<Waiters>,
     /// Created here, with the route, so that recording takes no lookup.
@@ -73,6 +76,7 @@ impl Route {
             running: Running::new(),
             waiters: Waiters::new(limits.max_waiters),
             flows: Arc::new(flows),
+            callbacks: None,
             metrics: RouteMetrics::new(&config.id, secrets.as_ref().map_or(0, Secrets::len)),
             rejection_caps: RejectionCaps::new(Instant::now()),
             id: config.id,
@@ -162,6 +166,22 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
                 route.id
             );
         }
+        // Callbacks that cannot be signed skip the route, as a secret that
+        // cannot be resolved does: its events would never be delivered.
+        let callbacks = match &route.callbacks {
+            Some(c) => match callback_keys(runtime, &route.id, &c.secrets) {
+                Some(keys) => Some(Arc::new(Target {
+                    route_id: route.id.clone(),
+                    url: c.url.clone(),
+                    keys,
+                    timeout: c.timeout,
+                    max_attempts: c.max_attempts,
+                    retry_schedule: c.retry_schedule.clone(),
+                })),
+                None => continue,
+            },
+            None => None,
+        };
         let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
             RResult::ROk(flows) => flows,
             RResult::RErr(e) => {
@@ -176,8 +196,17 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
             "registered route {} on {} for session {}",
             route.id, route.path, route.session_key
         );
+        if let Some(c) = &callbacks {
+            log::info!(
+                target: "webhooks",
+                "route {} sends flow events to {}",
+                route.id, c.url.origin
+            );
+        }
         let key = route_key(&route.path);
-        routes.insert(key, Arc::new(Route::new(route, secrets, signing, flows)));
+        let mut live = Route::new(route, secrets, signing, flows);
+        live.callbacks = callbacks;
+        routes.insert(key, Arc::new(live));
     }
     if routes.is_empty() {
         log::warn!(target: "webhooks", "no webhook routes are serving");
@@ -207,14 +236,60 @@ pub fn check(runtime: &RuntimeBox, config: PluginConfig) -> Vec<String> {
         .collect()
 }
 
-/// A route as configured, in one line: its path, its session and whether
-/// it is disabled.
+/// A route as configured, in one line: its path, its session, where its
+/// callbacks go and whether it is disabled.
 pub fn describe(route: &RouteConfig) -> String {
     let state = if route.enabled { "" } else { " (disabled)" };
+    let callbacks = route
+        .callbacks
+        .as_ref()
+        .map(|c| format!(", callbacks to {}", c.url.origin))
+        .unwrap_or_default();
     format!(
-        "route {}: POST {} -> session {}{state}",
+        "route {}: POST {} -> session {}{callbacks}{state}",
         route.id, route.path, route.session_key
     )
+}
+
+/// The route's callback signing keys; `None` (with a warning naming the
+/// route and the reason, never a value) when one cannot be resolved.
+fn callback_keys(
+    runtime: &RuntimeBox,
+    route_id: &str,
+    inputs: &[KeyInput],
+) -> Option<Vec<crate::callbacks::sign::SigningKey>> {
+    let mut keys = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            KeyInput::Key(k) => keys.push(k.clone()),
+            KeyInput::Ref {
+                source,
+                provider,
+                id,
+            } => {
+                let resolved = runtime.resolve_secret(
+                    RStr::from_str(source),
+                    RStr::from_str(provider),
+                    RStr::from_str(id),
+                );
+                let value = match resolved {
+                    RResult::ROk(v) => v,
+                    RResult::RErr(reason) => {
+                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i}: {reason}");
+                        return None;
+                    }
+                };
+                match crate::callbacks::sign::SigningKey::parse(&value) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => {
+                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i} ({source}:{provider}:{id}) {e}");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    Some(keys)
 }
 
 impl Route {

@@ -143,6 +143,77 @@ pub struct GatewaySettings {
     pub allow_real_ip_fallback: bool,
 }
 
+/// Wakes a subscriber's delivery worker. Implemented by the plugin.
+#[sabi_trait]
+pub trait EventWaker: Send + Sync {
+    /// New events were committed for the subscription. Called on the host's
+    /// writer thread after the commit: it must return at once (set a flag,
+    /// notify a task) and never call back into the store.
+    #[sabi(last_prefix_field)]
+    fn wake(&self);
+}
+
+pub type EventWakerBox = EventWaker_TO<'static, RBox<()>>;
+
+/// One committed flow change waiting in the host's outbox for one
+/// subscription scope.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// The host's id of the event; settle it by this id.
+    pub id: u64,
+    /// The change created the flow; otherwise it changed its status.
+    pub created: bool,
+    /// The flow as that change left it (its `revision` is the event's).
+    pub flow: FlowRecord,
+    /// When the change was committed, in ms since the Unix epoch.
+    pub occurred_at: u64,
+    /// Delivery attempts already settled for this event.
+    pub attempts: u32,
+}
+
+/// What [`BoundTaskFlow::due_events`] claimed.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct DueEvents {
+    pub events: RVec<OutboxEvent>,
+    /// The earliest time another event of the scope becomes due (a retry,
+    /// or a lease running out), if any is waiting.
+    pub next_due_at: ROption<u64>,
+}
+
+/// How a delivery attempt ended.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The receiver accepted it: never sent again.
+    Delivered,
+    /// Try again at this time (ms since the Unix epoch).
+    Retry { at: u64 },
+    /// No attempts left: kept for operators, never sent again.
+    Dead,
+    /// The receiver said the event is not wanted (HTTP 410): dropped.
+    Gone,
+}
+
+/// The end of one delivery attempt, reported to the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Settlement {
+    pub id: u64,
+    pub outcome: EventOutcome,
+    /// What the attempt got, for operators (`HTTP 503`, `timed out`). Never
+    /// a secret, a URL or a response body.
+    pub error: ROption<RString>,
+}
+
+fn unsupported(method: &str) -> TaskFlowError {
+    TaskFlowError::new(
+        ErrorCode::UNSUPPORTED,
+        format!("the Gateway does not support {method}"),
+    )
+}
+
 /// The managed flows of one session. Every method is scoped to that session:
 /// a flow owned by another session behaves exactly like a missing one.
 #[sabi_trait]
@@ -211,6 +282,57 @@ pub trait BoundTaskFlow: Send + Sync {
     /// once; later it never is. Unknown tickets are ignored.
     fn unwatch(&self, ticket: WatchTicket) {
         let _ = ticket;
+    }
+
+    // Outbox events. The host owns the outbox: it stages one event per
+    // subscribed scope in the same commit as each change of this session's
+    // flows that the flow's `notifyPolicy` lets through (`done_only`: the
+    // change that makes it terminal; `state_changes`: its creation and
+    // every change of status; `silent`: none). The subscriber claims due
+    // events, delivers them, and settles each attempt. Events of one flow
+    // become due one at a time, in revision order: the next only once the
+    // one before it is settled for good. These methods wait for the
+    // store's writer; call them from a thread that may block. Each has a
+    // default body, so a plugin built with them still loads in a host
+    // without them (and gets `UNSUPPORTED`).
+
+    /// From now on, stages events for `scope` (1 to 128 characters; the
+    /// webhooks plugin uses its route id) and calls `waker` after each
+    /// commit that stages one. Subscribing a scope again replaces its
+    /// waker. A scope belongs to the session that subscribed it first.
+    fn subscribe_events(
+        &self,
+        scope: RStr<'_>,
+        waker: EventWakerBox,
+    ) -> RResult<(), TaskFlowError> {
+        let _ = (scope, waker);
+        RResult::RErr(unsupported("subscribe_events"))
+    }
+
+    /// Claims at most `limit` of the scope's events that are due at `now`,
+    /// oldest due first: each is leased until `lease_until` (not due again
+    /// before then, unless settled with a retry). An event left unsettled
+    /// by a process that stopped is due again when the store reopens.
+    fn due_events(
+        &self,
+        scope: RStr<'_>,
+        now: u64,
+        limit: u32,
+        lease_until: u64,
+    ) -> RResult<DueEvents, TaskFlowError> {
+        let _ = (scope, now, limit, lease_until);
+        RResult::RErr(unsupported("due_events"))
+    }
+
+    /// Records how attempts on the scope's events ended, in one commit.
+    /// Unknown ids and events already settled for good are ignored.
+    fn settle_events(
+        &self,
+        scope: RStr<'_>,
+        settlements: RVec<Settlement>,
+    ) -> RResult<(), TaskFlowError> {
+        let _ = (scope, settlements);
+        RResult::RErr(unsupported("settle_events"))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Support shared by the integration tests (`tests/it`) and the HTTP
 //! benchmark (`benches/http.rs`): temp dirs, the standard configs, a real
-//! `openclaw-gateway` process loading the real plugin library, and one small
-//! HTTP/1.1 client over loopback TCP.
+//! `openclaw-gateway` process loading the real plugin library, one small
+//! HTTP/1.1 client over loopback TCP, and a callback receiver that checks
+//! every signature with an independent Standard Webhooks implementation.
 //!
 //! Nothing here sleeps to synchronise: every wait is for an event (a line
 //! the Gateway writes, a response, the process's exit) and has a deadline.
@@ -15,6 +16,7 @@ mod dirs;
 mod gateway;
 mod http;
 mod process;
+mod receiver;
 
 pub use config::{
     default_config, gateway_config, limited, merge, route, ROUTE_PATH, SECRET, SESSION,
@@ -25,3 +27,4 @@ pub use http::{
     authed, begin_request, begin_request_expecting_continue, begin_request_until_continue, hdrs,
     http, parse_response, post_json, read_response, request_bytes, Client, Outcome, Response,
 };
+pub use receiver::{Delivery, Receiver, Reply};

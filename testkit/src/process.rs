@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 /// A spawned child. Dropping it kills it (SIGKILL) and reaps it.
 pub(crate) struct Process {
     child: Child,
-    /// Fires once the child has exited. In a mutex so that a `Gateway` can
-    /// be shared by the threads of a concurrent test.
-    exited: std::sync::Mutex<mpsc::Receiver<()>>,
+    /// Fires once the child has exited. In a mutex so that a `Gateway`
+    /// can be shared by the threads of a test.
+    exited: Mutex<mpsc::Receiver<()>>,
     status: Option<ExitStatus>,
 }
 
@@ -28,7 +28,7 @@ impl Process {
         });
         Process {
             child,
-            exited: std::sync::Mutex::new(exited),
+            exited: Mutex::new(exited),
             status: None,
         }
     }
@@ -62,8 +62,8 @@ impl Process {
     /// child is still running then.
     pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         if self.status.is_none() {
-            let exited = self.exited.get_mut().unwrap_or_else(|e| e.into_inner());
-            match exited.recv_timeout(limit) {
+            let exited = self.exited.lock().unwrap().recv_timeout(limit);
+            match exited {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
                 Err(RecvTimeoutError::Timeout) => return None,
             }

@@ -52,7 +52,8 @@ fn acknowledged_writes_survive_kill_9_and_read_back_exactly() {
 fn a_store_that_cannot_persist_answers_503_and_keeps_what_was_acknowledged() {
     let config = gateway_config(
         json!({"routes": {"zapier": route(json!({}))}}),
-        json!({"tasks": {"maxStoreBytes": 65536}}),
+        // Room for the empty schema (about 64 KiB) and a few flows.
+        json!({"tasks": {"maxStoreBytes": 131072}}),
     );
     let gw = Gateway::start(&config);
     let big = "x".repeat(16_000);

@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod actions;
 mod auth_and_guards;
+mod callbacks;
 mod config_errors;
 mod connection;
 mod durability;

@@ -332,22 +332,11 @@ fn counters_move_by_exactly_the_scripted_requests() {
     let body = json!({"action": "list_flows"}).to_string();
     let framing = format!("Connection: close\r\ncontent-length: {}\r\n", body.len());
     let (head, tail) = body.as_bytes().split_at(5);
-    let mut held = begin_request(gw.addr, &framing, head);
-    // The slot is taken once the held request is past its secret check;
-    // poll until the second request is refused for it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let res = s.post(ROUTE_PATH, &json_auth, json!({"action": "list_flows"}));
-        if res.status == 429 {
-            s.expect(&res, 429, &reject("zapier", "none", "in_flight_limited"));
-            break;
-        }
-        s.expect(&res, 200, &[ok("list_flows")]);
-        assert!(
-            Instant::now() < deadline,
-            "the held request never took its slot"
-        );
-    }
+    // `100 Continue` comes once the held request has passed its checks and
+    // holds the slot, so no probe can take the slot before it.
+    let mut held = begin_request_until_continue(gw.addr, &framing, head);
+    let res = s.post(ROUTE_PATH, &json_auth, json!({"action": "list_flows"}));
+    s.expect(&res, 429, &reject("zapier", "none", "in_flight_limited"));
     std::io::Write::write_all(&mut held, tail).unwrap();
     let res = read_response(&mut held);
     s.expect(&res, 200, &[ok("list_flows")]);

@@ -112,7 +112,7 @@ impl<'a> BatchView<'a> {
                     self.tasks.insert(id.clone(), None);
                 }
                 // The writer tracks the batch's idempotency records itself.
-                Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
+                Change::PutRecord(_) | Change::DeleteRecord { .. } | Change::Outbox(_) => {}
             }
         }
     }

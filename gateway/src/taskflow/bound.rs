@@ -12,8 +12,8 @@ use openclaw_ffi::records::{
     TaskRuntime, TaskStatus, TaskSummary,
 };
 use openclaw_ffi::runtime::{
-    BoundTaskFlow, FlowWakerBox, IdempotencyClaim, WatchTicket, WriteCompletionBox, WriteOutcome,
-    WriteRequest,
+    BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, Settlement,
+    WatchTicket, WriteCompletionBox, WriteOutcome, WriteRequest,
 };
 
 use super::error::{internal, invalid_input};
@@ -21,6 +21,7 @@ use super::index::Index;
 use super::keys::Claim;
 use super::model::{check_json, is_terminal, FlowEntry};
 use super::ops::{Answer, Mutation, Op};
+use super::outbox::OutboxOp;
 use super::store::Store;
 use super::writer::Replier;
 
@@ -141,7 +142,7 @@ impl Bound {
 fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
     match answer {
         Answer::Write(outcome) => Ok(outcome),
-        Answer::Sweep(_) => Err(unexpected()),
+        _ => Err(unexpected()),
     }
 }
 
@@ -327,5 +328,68 @@ impl BoundTaskFlow for Bound {
         if catch_unwind(AssertUnwindSafe(|| self.store.unwatch(ticket.id))).is_err() {
             log::error!("taskflow store: unwatch fault");
         }
+    }
+
+    fn subscribe_events(
+        &self,
+        scope: RStr<'_>,
+        waker: EventWakerBox,
+    ) -> RResult<(), TaskFlowError> {
+        guarded(|| {
+            self.store
+                .subscriptions()
+                .subscribe(&self.owner, scope.as_str(), waker)
+        })
+    }
+
+    fn due_events(
+        &self,
+        scope: RStr<'_>,
+        now: u64,
+        limit: u32,
+        lease_until: u64,
+    ) -> RResult<DueEvents, TaskFlowError> {
+        guarded(|| {
+            let scope = self
+                .store
+                .subscriptions()
+                .check(&self.owner, scope.as_str())?;
+            let op = Op::Outbox(OutboxOp::Claim {
+                scope,
+                now,
+                limit,
+                lease_until,
+                subscriptions: Arc::clone(self.store.subscriptions()),
+            });
+            match self.store.perform(op)? {
+                Answer::Events(due) => Ok(due),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn settle_events(
+        &self,
+        scope: RStr<'_>,
+        settlements: RVec<Settlement>,
+    ) -> RResult<(), TaskFlowError> {
+        guarded(|| {
+            let scope = self
+                .store
+                .subscriptions()
+                .check(&self.owner, scope.as_str())?;
+            if settlements.is_empty() {
+                return Ok(());
+            }
+            let op = Op::Outbox(OutboxOp::Settle {
+                scope,
+                settlements: settlements.into_vec(),
+                subscriptions: Arc::clone(self.store.subscriptions()),
+            });
+            match self.store.perform(op)? {
+                Answer::Settled => Ok(()),
+                _ => Err(unexpected()),
+            }
+        })
     }
 }

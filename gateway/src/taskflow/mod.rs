@@ -11,7 +11,8 @@
 //! rules), `index` (in-memory state), `file` (the file on disk: modes,
 //! creating a store, refusing a file that holds none), `schema` (pragmas,
 //! schema version, migrations),
-//! `rows` (row mapping), `keys` (idempotency records), `ops` (operations,
+//! `rows` (row mapping), `keys` (idempotency records), `outbox` (events
+//! for subscribers, written with the changes that emit them), `ops` (operations,
 //! answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `watch` (the wakers of
@@ -31,6 +32,7 @@ mod metrics;
 mod model;
 mod ops;
 mod options;
+mod outbox;
 mod rows;
 mod schema;
 mod store;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use abi_stable::std_types::RString;
 use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::records::{CreateFlow, Fail, Finish, Resume, RunTask, SetWaiting};
-use openclaw_ffi::runtime::WriteOutcome;
+use openclaw_ffi::runtime::{DueEvents, WriteOutcome};
 
 use super::keys::Record;
 use super::model::{FlowEntry, TaskEntry};
+use super::outbox::{OutboxOp, Row};
 
 /// One of the five revision-checked mutations.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub(crate) enum Op {
     PruneKeys {
         limit: usize,
     },
+    /// Claiming, settling and pruning outbox events.
+    Outbox(OutboxOp),
 }
 
 /// What one maintenance pass changed.
@@ -83,6 +86,8 @@ pub struct SweepReport {
     pub lost_tasks: usize,
     /// Expired idempotency records.
     pub pruned_keys: usize,
+    /// Outbox events settled longer ago than the retention.
+    pub pruned_events: usize,
 }
 
 impl SweepReport {
@@ -92,6 +97,7 @@ impl SweepReport {
         self.pruned_tasks += other.pruned_tasks;
         self.lost_tasks += other.lost_tasks;
         self.pruned_keys += other.pruned_keys;
+        self.pruned_events += other.pruned_events;
     }
 }
 
@@ -103,6 +109,10 @@ impl SweepReport {
 pub(crate) enum Answer {
     Write(WriteOutcome),
     Sweep(SweepReport),
+    /// Outbox events claimed for delivery.
+    Events(DueEvents),
+    /// Delivery attempts recorded.
+    Settled,
 }
 
 /// A row change staged by an operation.
@@ -123,6 +133,8 @@ pub(crate) enum Change {
     DeleteRecord {
         rowid: i64,
     },
+    /// Outbox events live only on disk too.
+    Outbox(Row),
 }
 
 /// What evaluating an operation produced: its answer and the row changes to

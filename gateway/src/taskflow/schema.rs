@@ -76,6 +76,27 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (scope, key)
     );
     CREATE INDEX idempotency_expiry ON idempotency(expires_at);",
+    // 3: outbox events (see `outbox`): claimed by scope and due time, one
+    // open event per flow and scope at a time, pruned by settle time. Ids
+    // may be reused only after the newest events were pruned, long after
+    // anyone could settle them.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        flow TEXT NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        settled_at INTEGER,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(scope, next_attempt_at) WHERE settled_at IS NULL;
+    CREATE INDEX outbox_open ON outbox(scope, flow_id, revision) WHERE settled_at IS NULL;
+    CREATE INDEX outbox_settled ON outbox(settled_at) WHERE settled_at IS NOT NULL;",
 ];
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

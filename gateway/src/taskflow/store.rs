@@ -10,12 +10,14 @@ use std::time::Duration;
 use openclaw_ffi::records::FlowStatus;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::error::sqlite_err;
 use super::error::{internal, persist_failed, StoreError};
 use super::index::Index;
 use super::keys::Claim;
 use super::metrics::StoreMetrics;
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
+use super::outbox::{self, OutboxOp, Subscriptions};
 use super::sweep::{self, SWEEP_CHUNK};
 use super::watch::{settles, Watchers};
 use super::writer::{Replier, Reply, Request, Writer};
@@ -32,6 +34,7 @@ struct Inner {
     retention_ms: u64,
     clock: Clock,
     index: Arc<RwLock<Index>>,
+    subscriptions: Arc<Subscriptions>,
     tx: RwLock<Option<Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
@@ -74,8 +77,11 @@ impl Store {
             next_seq = next_seq.max(task.seq.saturating_add(1));
             index.put_task(Arc::new(task));
         }
+        let (pending, dead) =
+            outbox::open_counts(&conn).map_err(sqlite_err(&path, "cannot count outbox events"))?;
         file::harden_modes(&path)?;
         let index = Arc::new(RwLock::new(index));
+        let subscriptions = Arc::new(Subscriptions::default());
         let (tx, rx) = mpsc::channel::<Request>();
         let watchers = Arc::new(Watchers::default());
         let metrics = StoreMetrics::default();
@@ -88,6 +94,7 @@ impl Store {
             next_seq,
             watchers: Arc::clone(&watchers),
             metrics: metrics.clone(),
+            subscriptions: Arc::clone(&subscriptions),
         };
         let writer = thread::Builder::new()
             .name("taskflow-writer".into())
@@ -102,6 +109,7 @@ impl Store {
                 retention_ms: millis(options.retention),
                 clock: options.clock,
                 index,
+                subscriptions,
                 tx: RwLock::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 sweeper: Mutex::new(None),
@@ -116,6 +124,12 @@ impl Store {
             path.display(),
             store.flow_count()
         );
+        if pending > 0 || dead > 0 {
+            log::info!(
+                "taskflow store {}: outbox holds {pending} undelivered events and {dead} dead ones",
+                path.display()
+            );
+        }
         Ok(store)
     }
 
@@ -162,13 +176,35 @@ impl Store {
                 }
             }
         }
-        // Expired idempotency records, a bounded chunk per writer operation
-        // so that requests interleave with a large prune.
+        // Expired idempotency records and old settled outbox events, a
+        // bounded chunk per writer operation so that requests interleave
+        // with a large prune.
+        report.add(self.prune_chunks(
+            "idempotency records",
+            || Op::PruneKeys { limit: SWEEP_CHUNK },
+            |r| r.pruned_keys,
+        ));
+        report.add(self.prune_chunks(
+            "outbox events",
+            || Op::Outbox(OutboxOp::Prune { limit: SWEEP_CHUNK }),
+            |r| r.pruned_events,
+        ));
+        report
+    }
+
+    /// Runs prune operations until one prunes less than a full chunk.
+    fn prune_chunks(
+        &self,
+        what: &str,
+        op: impl Fn() -> Op,
+        pruned: impl Fn(&SweepReport) -> usize,
+    ) -> SweepReport {
+        let mut report = SweepReport::default();
         loop {
-            match self.perform(Op::PruneKeys { limit: SWEEP_CHUNK }) {
+            match self.perform(op()) {
                 Ok(Answer::Sweep(r)) => {
                     report.add(r);
-                    if r.pruned_keys < SWEEP_CHUNK {
+                    if pruned(&r) < SWEEP_CHUNK {
                         break;
                     }
                 }
@@ -178,7 +214,7 @@ impl Store {
                 }
                 Err(err) => {
                     log::warn!(
-                        "taskflow store {}: pruning idempotency records failed: {}",
+                        "taskflow store {}: pruning {what} failed: {}",
                         self.inner.path.display(),
                         err.message
                     );
@@ -187,6 +223,11 @@ impl Store {
             }
         }
         report
+    }
+
+    /// Who gets outbox events, and the leases of claimed ones.
+    pub(crate) fn subscriptions(&self) -> &Arc<Subscriptions> {
+        &self.inner.subscriptions
     }
 
     /// Stops the sweeper, drains and stops the writer, checkpoints the WAL.
@@ -346,11 +387,12 @@ fn sweeper_loop(store: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval:
         let report = handle.sweep_now();
         if report != SweepReport::default() {
             log::info!(
-                "taskflow store {}: sweep finalized {} and pruned {} flows, {} tasks",
+                "taskflow store {}: sweep finalized {} and pruned {} flows, {} tasks, {} outbox events",
                 handle.inner.path.display(),
                 report.finalized,
                 report.pruned_flows,
-                report.pruned_tasks
+                report.pruned_tasks,
+                report.pruned_events
             );
         }
     }

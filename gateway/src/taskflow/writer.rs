@@ -21,6 +21,7 @@ use super::keys::{self, Claim, Prior, Record, Staged};
 use super::metrics::StoreMetrics;
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
+use super::outbox::{self, Subscriptions};
 use super::watch::{self, FlowChange, Watchers};
 use super::{children, flows, rows, schema, sweep};
 use openclaw_ffi::runtime::FlowWakerBox;
@@ -70,6 +71,8 @@ pub(crate) struct Writer {
     /// Reads waiting for flows to change.
     pub watchers: Arc<Watchers>,
     pub metrics: StoreMetrics,
+    /// Whose flow changes get outbox events (see `outbox`).
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 /// Answers held back until the batch is durable.
@@ -169,8 +172,10 @@ impl Writer {
             retention_ms,
             next_seq,
             watchers,
+            subscriptions,
             ..
         } = self;
+        let subscribed = subscriptions.snapshot();
         let guard = index.read();
         let mut view = BatchView::new(&guard, next_seq);
         let mut committed: Vec<Change> = Vec::new();
@@ -187,7 +192,12 @@ impl Writer {
                 retention_ms: *retention_ms,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                evaluate_claimed(conn, &staged, &mut view, &ctx, &req)
+                let mut e = evaluate_claimed(conn, &staged, &mut view, &ctx, &req);
+                if e.answer.is_ok() {
+                    // Events are staged with the changes that emit them.
+                    outbox::add_events(&subscribed, &view, &ctx, &mut e.changes);
+                }
+                e
             }))
             .unwrap_or_else(|_| Evaluation {
                 answer: Err(internal("TaskFlow operation fault.")),
@@ -244,6 +254,7 @@ impl Writer {
         publish(&mut index.write(), &committed);
         // Taken after publishing: a woken read sees the commit.
         *settled = watchers.settled(committed.iter().filter_map(flow_change));
+        subscribed.wake(&committed);
         true
     }
 }
@@ -299,6 +310,7 @@ fn evaluate(conn: &Connection, view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> 
         Op::Cancel { owner, flow_id } => children::cancel(view, ctx, owner, flow_id.as_str()),
         Op::RunTask { owner, input } => children::run_task(view, ctx, owner, input),
         Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
+        Op::Outbox(op) => outbox::evaluate(conn, ctx, op),
         Op::PruneKeys { limit } => match keys::expired(conn, ctx.now, *limit) {
             Ok(rowids) => {
                 let report = SweepReport {
@@ -330,7 +342,7 @@ fn publish(index: &mut Index, changes: &[Change]) {
             Change::PutTask(t) => index.put_task(Arc::clone(t)),
             Change::DeleteFlow { id, .. } => index.remove_flow(id),
             Change::DeleteTask { id, .. } => index.remove_task(id),
-            Change::PutRecord(_) | Change::DeleteRecord { .. } => {}
+            Change::PutRecord(_) | Change::DeleteRecord { .. } | Change::Outbox(_) => {}
         }
     }
 }
@@ -380,5 +392,6 @@ fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
         Change::DeleteTask { seq, .. } => rows::delete_task(conn, *seq),
         Change::PutRecord(r) => keys::put(conn, r),
         Change::DeleteRecord { rowid } => keys::delete(conn, *rowid),
+        Change::Outbox(row) => outbox::write(conn, row),
     }
 }

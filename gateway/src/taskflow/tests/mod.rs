@@ -10,6 +10,7 @@ mod flows;
 mod keys;
 mod mutations;
 mod opening;
+mod outbox;
 mod persistence;
 mod submit;
 mod sweep;

@@ -36,6 +36,7 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
         next_seq: 0,
         watchers: Arc::default(),
         metrics: Default::default(),
+        subscriptions: Arc::default(),
     };
     Rig {
         _dir: dir,
