@@ -66,12 +66,12 @@ fn main() {
             create_body,
         )
     });
-    let replay = post_json(
-        "/hooks/bench",
-        SECRET,
-        &[("idempotency-key", "bench-replayed")],
-        create_body,
-    );
+    // Each connection retries its own key (as one client retries its own
+    // request): after its first request, every one is a replay.
+    let replay = Load::each(move |conn, _| {
+        let key = format!("bench-replayed-{conn}");
+        post_json("/hooks/bench", SECRET, &[("idempotency-key", &key)], create_body)
+    });
     let signed_get = signed(
         "/hooks/signed",
         "msg_bench_read",
@@ -116,7 +116,7 @@ fn main() {
     ));
     rows.push((
         "replay of a keyed create_flow",
-        run_load(gateway.addr, &same(&replay), conns, duration, None, 200),
+        run_load(gateway.addr, &replay, conns, duration, None, 200),
     ));
     rows.push((
         "wrong secret (401)",
@@ -182,7 +182,7 @@ fn main() {
             same(&create_req),
             keyed_create.clone(),
         ),
-        ("replay / get_flow", same(&get_flow), same(&replay)),
+        ("replay / get_flow", same(&get_flow), replay.clone()),
     ] {
         let t = interleaved(&gateway, &a, &b, conns, duration);
         println!(
