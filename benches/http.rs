@@ -70,7 +70,12 @@ fn main() {
     // request): after its first request, every one is a replay.
     let replay = Load::each(move |conn, _| {
         let key = format!("bench-replayed-{conn}");
-        post_json("/hooks/bench", SECRET, &[("idempotency-key", &key)], create_body)
+        post_json(
+            "/hooks/bench",
+            SECRET,
+            &[("idempotency-key", &key)],
+            create_body,
+        )
     });
     let signed_get = signed(
         "/hooks/signed",
