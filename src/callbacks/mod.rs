@@ -9,7 +9,8 @@
 //! logging) on its own threads.
 //!
 //! - [`config`]: `routes.<id>.callbacks`, every issue with its path.
-//! - [`sign`]: the signer (one call, [`sign::signature_header`]).
+//! - [`sign`]: the `webhook-signature` value of a callback, made with the
+//!   shared signer ([`sign::signature_header`]).
 //! - [`event`]: the webhook id and the JSON body of an event.
 //! - [`retry`]: an attempt's result → delivered, gone, retry or dead.
 //! - [`worker`]: one delivery worker per route.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use prometheus_parse::{LineInfo, Scrape, Value as Sample};
 use serde_json::{json, Value};
 
+use openclaw_ffi::module::FFI_VERSION;
+
 use crate::support::*;
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
@@ -552,7 +554,9 @@ fn a_plugin_built_against_the_previous_interface_loads_serves_and_has_no_metrics
     );
     let logs = gw.logs();
     assert!(
-        logs.contains("plugin webhooks (ffi 0.2.0) reports no metrics"),
+        logs.contains(&format!(
+            "plugin webhooks (ffi {FFI_VERSION}) reports no metrics"
+        )),
         "{logs}"
     );
     let admin = admin_addr(&gw);
@@ -562,7 +566,7 @@ fn a_plugin_built_against_the_previous_interface_loads_serves_and_has_no_metrics
         &[
             ("plugin", "webhooks"),
             ("version", "0.1.0"),
-            ("ffi_version", "0.2.0"),
+            ("ffi_version", FFI_VERSION),
             ("metrics", "false"),
         ],
     );

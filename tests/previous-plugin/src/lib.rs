@@ -1,5 +1,6 @@
-//! Test fixture: a plugin library built against the previous interface,
-//! whose root module ends at `start` (no `check_start`, no `metrics`).
+//! Test fixture: a plugin library built as plugins were before the root
+//! module grew: it exports the base root module, which ends at `start`
+//! (no `check_start`, no `metrics`).
 //! The Gateway must load it, hand it the listener, and report it as having
 //! no metrics.
 //!
@@ -19,11 +20,13 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_extern_fn;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RDuration, ROption, RResult, RStr, RString, RVec};
-use previous_ffi::module::{
-    BuildInfo, ConfigIssue, PluginInstance, PluginInstanceBox, PluginInstance_TO, PluginMod,
-    PluginMod_Ref, FFI_VERSION,
+// The base root module is the layout every plugin of the series exports:
+// the fields up to `start`, before `check_start` and `metrics` were added.
+use openclaw_ffi::module::base::{PluginMod, PluginMod_Ref};
+use openclaw_ffi::module::{
+    BuildInfo, ConfigIssue, PluginInstance, PluginInstanceBox, PluginInstance_TO, FFI_VERSION,
 };
-use previous_ffi::runtime::RuntimeBox;
+use openclaw_ffi::runtime::RuntimeBox;
 
 /// What every request is answered with.
 pub const ANSWER: &str = r#"{"ok":true,"plugin":"previous-interface"}"#;
