@@ -134,10 +134,7 @@ impl Outgoing {
 
 async fn dispatch(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Outgoing {
     let started = Instant::now();
-    let mut facts = Facts {
-        client: Some(client_of(req.head(), state)),
-        ..Facts::default()
-    };
+    let mut facts = Facts::default();
     let (route, named, answer, close) = answer(req, payload, state, &mut facts).await;
     let route_id = route.as_deref().map(|r| r.id.as_str());
     let response = response::respond(route_id.filter(|_| named), &answer);
@@ -217,6 +214,7 @@ async fn answer(
     let admitted = match invited.map_or_else(|| admit(state, req.head()), Ok) {
         Ok(admitted) => admitted,
         Err((route_id, err)) => {
+            facts.client = Some(client_of(req.head(), state));
             let route = state.routes.get(&request_path(req.path())).cloned();
             return (route, route_id.is_some(), err.into(), true);
         }
@@ -227,6 +225,8 @@ async fn answer(
         slot,
         secret_slot,
     } = admitted;
+    // The client as the checks resolved it: not resolved a second time.
+    facts.client = Some(client);
     let metrics = Arc::clone(&route.metrics);
     let _in_flight = metrics.in_flight();
     if let Some(i) = secret_slot {
