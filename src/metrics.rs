@@ -229,6 +229,29 @@ fn counter<const N: usize>(
         .encode_counter::<NoLabelSet, u64, f64>(&value, None)
 }
 
+/// A counter family with one series per route and `result`, read from the
+/// route's counters in the order of `names`.
+fn results(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    routes: &[Arc<RouteMetrics>],
+    names: &[&str],
+    counts: impl Fn(&RouteMetrics) -> &[AtomicU64],
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for r in routes {
+        for (result, n) in names.iter().zip(counts(r)) {
+            counter(
+                &mut m,
+                &[("route", r.route.as_str()), ("result", result)],
+                n.load(Relaxed),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn gauge<const N: usize>(
     m: &mut prometheus_client::encoding::MetricEncoder<'_>,
     labels: &Labels<'_, N>,
@@ -318,22 +341,14 @@ impl Collector for Metrics {
                 r.waiters.load(Relaxed),
             )?;
         }
-        let mut m = enc.encode_descriptor(
+        results(
+            &mut enc,
             "openclaw_webhooks_idempotency_keys",
             "Writes that carried an idempotency key, by what became of the key: first, replayed, in_progress, mismatch",
-            None,
-            MetricType::Counter,
+            routes,
+            &KEY_USES,
+            |r| &r.key_uses,
         )?;
-        for r in routes {
-            for (i, result) in KEY_USES.iter().enumerate() {
-                let value = r.key_uses[i].load(Relaxed);
-                counter(
-                    &mut m,
-                    &[("route", r.route.as_str()), ("result", result)],
-                    value,
-                )?;
-            }
-        }
         let mut m = enc.encode_descriptor(
             "openclaw_webhooks_secret_slot_matches",
             "Requests authenticated on a route, by the 0-based slot of the secret that matched",
@@ -350,22 +365,14 @@ impl Collector for Metrics {
                 )?;
             }
         }
-        let mut m = enc.encode_descriptor(
+        results(
+            &mut enc,
             "openclaw_webhooks_callback_deliveries",
             "Callback delivery attempts of a route, by result: delivered, failed (retried), dropped (410), dead",
-            None,
-            MetricType::Counter,
+            routes,
+            &DELIVERIES,
+            |r| &r.deliveries,
         )?;
-        for r in routes {
-            for (i, result) in DELIVERIES.iter().enumerate() {
-                let value = r.deliveries[i].load(Relaxed);
-                counter(
-                    &mut m,
-                    &[("route", r.route.as_str()), ("result", result)],
-                    value,
-                )?;
-            }
-        }
         let mut m = enc.encode_descriptor(
             "openclaw_webhooks_unrouted_requests",
             "Requests whose path matched no route (404)",
