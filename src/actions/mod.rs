@@ -101,7 +101,7 @@ pub async fn run(route: &Route, action: Action, key: Option<Key>) -> Answer {
             if let Err(e) = wait::until_settled(route, &flow_id, wait).await {
                 return e.into();
             }
-            return Answer::Result(self::read(&route.flows, Read::GetFlow(flow_id)));
+            return Answer::Result(read_waited_flow(route.flows.get(flow_id.as_str().into())));
         }
         Plan::Write(request) => request,
     };
@@ -235,6 +235,21 @@ fn read_flow(
             flow: flow.as_ref().into_option().map(views::flow),
         }),
         RResult::RErr(e) => Err(internal(&e)),
+    }
+}
+
+/// A waiting read's answer: the flow as it is now, or 404 `not_found`
+/// when there is none (an ordinary `get_flow` answers `flow: null`
+/// instead, as OpenClaw does; a waiting client must not mistake a typo for
+/// a flow that has not changed yet).
+fn read_waited_flow(
+    res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
+) -> ActionResult {
+    match res {
+        RResult::ROk(abi_stable::std_types::RNone) => Err(ApiError::new(Code::NotFound)
+            .with_message(texts::TASKFLOW_NOT_FOUND)
+            .with_result(raw(&OneFlow { flow: None })?)),
+        other => read_flow(other),
     }
 }
 

@@ -94,7 +94,7 @@ fn until_full(addr: SocketAddr) -> Response {
             return res;
         }
         assert!(
-            res.status == 200 || res.status == 429,
+            res.status == 404 || res.status == 429,
             "{} {}",
             res.status,
             res.text
@@ -188,11 +188,16 @@ fn a_missing_flow_is_answered_at_once_and_wait_fields_are_checked() {
     let started = Instant::now();
     let res = wait_once(gw.addr, &wait_body("no-such-flow", 0, None));
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.status, 404, "{}", res.text);
     assert_eq!(
         res.json,
-        json!({"ok": true, "routeId": "zapier", "result": {"flow": null}})
+        json!({"ok": false, "routeId": "zapier", "code": "not_found",
+               "error": "TaskFlow not found.", "result": {"flow": null}})
     );
+    // Without waiting, a missing flow stays an ordinary `flow: null`.
+    let res = gw.action(json!({"action": "get_flow", "flowId": "no-such-flow"}));
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["result"], json!({"flow": null}));
 
     let res = gw.action(json!({"action": "get_flow", "flowId": "f", "waitMs": 10}));
     assert_eq!(res.status, 400);
@@ -260,7 +265,7 @@ fn a_waiter_past_max_waiters_is_refused_and_waiters_hold_no_in_flight_slot() {
     }
     // The places are free again.
     let res = wait_once(gw.addr, &wait_body("no-such-flow", 0, Some(1)));
-    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.status, 404, "{}", res.text);
 }
 
 /// actix notices a client that went away only when it writes the answer,
@@ -293,7 +298,7 @@ fn a_waiter_whose_client_went_away_gives_its_place_back_when_its_wait_ends() {
     let started = Instant::now();
     loop {
         let res = wait_once(gw.addr, &wait_body("no-such-flow", 0, Some(1)));
-        if res.status == 200 {
+        if res.status == 404 {
             break;
         }
         assert_eq!(res.json["code"], "too_many_waiters");
