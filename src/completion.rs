@@ -71,9 +71,6 @@ impl Completer {
         let Some(tx) = self.tx.lock().take() else {
             return;
         };
-        // Before the request can answer its client: a retry sent the moment
-        // the answer arrives must find the key free.
-        drop(self.marker.lock().take());
         let written = match outcome {
             RResult::ROk(WriteOutcome::Replayed(reply)) => Written::Stored {
                 reply,
@@ -88,6 +85,18 @@ impl Completer {
             },
             failed => Written::Outcome(failed),
         };
+        // Before the request can answer its client: a retry sent the moment
+        // the answer arrives must find the key free, or its reply
+        // remembered.
+        if let Some(mut marker) = self.marker.lock().take() {
+            if let Written::Stored {
+                reply,
+                replayed: false,
+            } = &written
+            {
+                marker.finished_with(reply);
+            }
+        }
         // The request may have gone (client disconnected): nobody is left
         // to tell, and the write stands.
         let _ = tx.send(written);
@@ -153,7 +162,9 @@ pub fn submit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idempotency::Running;
+    use std::time::Duration;
+
+    use crate::idempotency::{Claimed, Keys};
     use openclaw_ffi::outcome::{MutationCode, MutationOutcome};
 
     fn applied() -> WriteOutcome {
@@ -196,8 +207,10 @@ mod tests {
 
     #[test]
     fn a_keyed_write_answers_with_the_reply_it_rendered_and_frees_its_key_when_answered() {
-        let running = Running::new();
-        let marker = running.claim("k", [7; 32]).unwrap();
+        let keys = Keys::new(Duration::from_secs(60));
+        let Claimed::Run(marker) = keys.claim("k", [7; 32]).unwrap() else {
+            panic!("a new key runs")
+        };
         let render: Render = Box::new(|_| {
             Some(StoredReply {
                 status: 200,
@@ -208,9 +221,14 @@ mod tests {
         let completer = Completer::new(tx, Some((marker, render)));
         let stored = completer.render(&applied());
         assert!(stored.is_some());
-        assert_eq!(running.len(), 1, "held while the write is on its way");
+        assert_eq!(keys.running(), 1, "held while the write is on its way");
         completer.complete(RResult::ROk(applied()));
-        assert!(running.is_empty(), "freed once the host has answered");
+        assert_eq!(keys.running(), 0, "freed once the host has answered");
+        assert_eq!(keys.remembered(), 1, "its reply remembered");
+        match keys.claim("k", [7; 32]).unwrap() {
+            Claimed::Replay(reply) => assert_eq!(&reply.body[..], b"{\"ok\":true}"),
+            Claimed::Run(_) => panic!("a finished key replays"),
+        }
         drop(completer);
         match block_on(rx).unwrap() {
             Written::Stored { reply, replayed } => {

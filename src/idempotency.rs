@@ -1,18 +1,21 @@
 //! Retry-safe writes: the idempotency key a request presents, the
-//! fingerprint of what it asks, the route's policy, and the marker that
-//! says a key's first request is still running.
+//! fingerprint of what it asks, the route's policy, the marker that says a
+//! key's first request is still running, and the replies of keys that
+//! finished here, remembered so a replay needs no trip to the store.
 //!
 //! The record of a finished keyed write (its status and body) lives in the
 //! TaskFlow store and is written in the same commit as the write's effect;
-//! this module only decides which key and fingerprint a request carries and
-//! keeps two requests with one key from running at once.
+//! this module decides which key and fingerprint a request carries, keeps
+//! two requests with one key from running at once, and answers replays of
+//! the keys it remembers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderMap;
 use jsoncfg::{join, Walker};
+use openclaw_ffi::runtime::StoredReply;
 use parking_lot::Mutex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -175,12 +178,41 @@ pub fn hex(fingerprint: &[u8; 32]) -> String {
     fingerprint.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The keys of one route whose first request is still running, with the
-/// fingerprint each was claimed for. Only running writes are held, so the
-/// map is bounded by the route's concurrency, not by how many keys exist.
+/// How many finished keys a route remembers the reply of, in memory, so a
+/// replay is answered without a trip to the store (and two replays of one
+/// key never meet as "running"). The oldest is forgotten first; the store
+/// keeps every record regardless.
+pub const REMEMBERED_REPLIES: usize = 1024;
+
+/// The idempotency keys of one route that this process knows about: those
+/// whose first request is still running (with the fingerprint each was
+/// claimed for), and the replies of the latest keys that finished here.
+/// Both are bounded: running keys by the route's concurrency, remembered
+/// replies by [`REMEMBERED_REPLIES`].
+#[derive(Debug)]
+pub struct Keys {
+    ttl: Duration,
+    table: Mutex<Table>,
+}
+
 #[derive(Debug, Default)]
-pub struct Running {
-    keys: Mutex<HashMap<String, [u8; 32]>>,
+struct Table {
+    running: HashMap<String, [u8; 32]>,
+    finished: HashMap<String, Finished>,
+    /// Finished keys, oldest first, with the generation each was
+    /// remembered under (a key may be remembered again after it expired).
+    order: VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Finished {
+    fingerprint: [u8; 32],
+    reply: StoredReply,
+    /// Never later than the store's record expires: counted from the claim,
+    /// which comes before the record's commit.
+    expires: Instant,
+    generation: u64,
 }
 
 /// Why a key could not be claimed.
@@ -192,38 +224,88 @@ pub enum Busy {
     OtherRequest,
 }
 
-impl Running {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+/// What claiming a key gives.
+#[derive(Debug)]
+pub enum Claimed {
+    /// The key is this request's to run; the marker holds it.
+    Run(Marker),
+    /// The key finished here with the same request: its reply, to be sent
+    /// again as it was.
+    Replay(StoredReply),
+}
+
+impl Keys {
+    /// Keys whose records the store keeps for `ttl`.
+    pub fn new(ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            ttl,
+            table: Mutex::new(Table::default()),
+        })
     }
 
-    /// Marks `key` as running until the returned marker is dropped.
+    /// Marks `key` as running until the returned marker is dropped, or
+    /// gives the reply it finished with here.
     ///
     /// # Errors
     ///
-    /// When the key is already running.
-    pub fn claim(self: &Arc<Self>, key: &str, fingerprint: [u8; 32]) -> Result<Marker, Busy> {
-        let mut keys = self.keys.lock();
-        if let Some(held) = keys.get(key) {
+    /// When the key is running, or finished here for another request.
+    pub fn claim(self: &Arc<Self>, key: &str, fingerprint: [u8; 32]) -> Result<Claimed, Busy> {
+        let now = Instant::now();
+        let mut table = self.table.lock();
+        if let Some(done) = table.finished.get(key) {
+            if done.expires > now {
+                return if done.fingerprint == fingerprint {
+                    Ok(Claimed::Replay(done.reply.clone()))
+                } else {
+                    Err(Busy::OtherRequest)
+                };
+            }
+            table.finished.remove(key);
+        }
+        if let Some(held) = table.running.get(key) {
             return Err(if *held == fingerprint {
                 Busy::SameRequest
             } else {
                 Busy::OtherRequest
             });
         }
-        keys.insert(key.to_owned(), fingerprint);
-        Ok(Marker {
-            running: Arc::clone(self),
+        table.running.insert(key.to_owned(), fingerprint);
+        Ok(Claimed::Run(Marker {
+            keys: Arc::clone(self),
             key: key.to_owned(),
-        })
+            fingerprint,
+            expires: now + self.ttl,
+            reply: None,
+        }))
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.lock().len()
+    /// How many keys are running.
+    pub fn running(&self) -> usize {
+        self.table.lock().running.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// How many finished keys' replies are remembered.
+    pub fn remembered(&self) -> usize {
+        self.table.lock().finished.len()
+    }
+}
+
+impl Table {
+    fn remember(&mut self, key: String, done: Finished) {
+        self.order.push_back((key.clone(), done.generation));
+        self.finished.insert(key, done);
+        while self.order.len() > REMEMBERED_REPLIES {
+            let Some((oldest, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .finished
+                .get(&oldest)
+                .is_some_and(|d| d.generation == generation)
+            {
+                self.finished.remove(&oldest);
+            }
+        }
     }
 }
 
@@ -232,13 +314,38 @@ impl Running {
 /// key while the write is still on its way to disk.
 #[derive(Debug)]
 pub struct Marker {
-    running: Arc<Running>,
+    keys: Arc<Keys>,
     key: String,
+    fingerprint: [u8; 32],
+    expires: Instant,
+    reply: Option<StoredReply>,
+}
+
+impl Marker {
+    /// The key's write committed with this reply as its record: once the
+    /// marker drops, a replay of the key is answered from memory.
+    pub fn finished_with(&mut self, reply: &StoredReply) {
+        self.reply = Some(reply.clone());
+    }
 }
 
 impl Drop for Marker {
     fn drop(&mut self) {
-        self.running.keys.lock().remove(&self.key);
+        let mut table = self.keys.table.lock();
+        table.running.remove(&self.key);
+        if let Some(reply) = self.reply.take() {
+            table.generation += 1;
+            let generation = table.generation;
+            table.remember(
+                std::mem::take(&mut self.key),
+                Finished {
+                    fingerprint: self.fingerprint,
+                    reply,
+                    expires: self.expires,
+                    generation,
+                },
+            );
+        }
     }
 }
 

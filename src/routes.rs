@@ -18,7 +18,7 @@ use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig};
 use crate::credentials::{self, Credentials};
 use crate::error::{ApiError, Code};
-use crate::idempotency::{Policy, Running};
+use crate::idempotency::{Keys, Policy};
 use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::paths::route_key;
@@ -41,8 +41,8 @@ pub struct Route {
     pub rate: RateLimiter,
     pub in_flight: Arc<InFlightLimiter>,
     pub idempotency: Policy,
-    /// Idempotency keys whose first request is still running.
-    pub running: Arc<Running>,
+    /// Idempotency keys running or finished here (see [`Keys`]).
+    pub keys: Arc<Keys>,
     /// The TaskFlow runtime bound to `session_key`.
     pub flows: Arc<BoundTaskFlowBox>,
     /// Where the route's flow events go, if anywhere.
@@ -73,7 +73,7 @@ impl Route {
             ),
             in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
             idempotency: config.idempotency,
-            running: Running::new(),
+            keys: Keys::new(config.idempotency.ttl),
             waiters: Waiters::new(limits.max_waiters),
             flows: Arc::new(flows),
             callbacks: None,

@@ -87,19 +87,77 @@ fn the_fingerprint_ignores_spacing_and_key_order_but_not_values() {
     assert_eq!(hex(&fingerprint(&a)).len(), 64);
 }
 
+fn run(keys: &Arc<Keys>, key: &str, fingerprint: [u8; 32]) -> Marker {
+    match keys.claim(key, fingerprint) {
+        Ok(Claimed::Run(marker)) => marker,
+        other => panic!("{key} should run, got {other:?}"),
+    }
+}
+
+fn reply(body: &str) -> StoredReply {
+    StoredReply {
+        status: 200,
+        body: body.as_bytes().to_vec().into(),
+    }
+}
+
 #[test]
 fn a_running_key_is_busy_until_its_marker_drops() {
-    let running = Running::new();
-    let marker = running.claim("k", [1; 32]).unwrap();
-    assert_eq!(running.claim("k", [1; 32]).unwrap_err(), Busy::SameRequest);
-    assert_eq!(running.claim("k", [2; 32]).unwrap_err(), Busy::OtherRequest);
-    assert!(
-        running.claim("other", [1; 32]).is_ok(),
-        "keys are independent"
-    );
+    let keys = Keys::new(Duration::from_secs(60));
+    let marker = run(&keys, "k", [1; 32]);
+    assert_eq!(keys.claim("k", [1; 32]).unwrap_err(), Busy::SameRequest);
+    assert_eq!(keys.claim("k", [2; 32]).unwrap_err(), Busy::OtherRequest);
+    drop(run(&keys, "other", [1; 32]));
     drop(marker);
-    assert!(running.is_empty());
-    assert!(running.claim("k", [2; 32]).is_ok());
+    assert_eq!(keys.running(), 0);
+    assert_eq!(
+        keys.remembered(),
+        0,
+        "a write that stored nothing is not remembered"
+    );
+    drop(run(&keys, "k", [2; 32]));
+}
+
+#[test]
+fn a_key_that_finished_here_replays_from_memory_to_every_caller_at_once() {
+    let keys = Keys::new(Duration::from_secs(60));
+    let mut marker = run(&keys, "k", [1; 32]);
+    marker.finished_with(&reply("first"));
+    drop(marker);
+    for _ in 0..3 {
+        match keys.claim("k", [1; 32]) {
+            Ok(Claimed::Replay(r)) => assert_eq!(&r.body[..], b"first"),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+    }
+    assert_eq!(keys.claim("k", [2; 32]).unwrap_err(), Busy::OtherRequest);
+    assert_eq!(keys.running(), 0, "a replay holds nothing");
+}
+
+#[test]
+fn a_remembered_reply_expires_with_the_record_and_the_key_runs_anew() {
+    let keys = Keys::new(Duration::ZERO);
+    let mut marker = run(&keys, "k", [1; 32]);
+    marker.finished_with(&reply("first"));
+    drop(marker);
+    drop(run(&keys, "k", [2; 32]));
+    assert_eq!(keys.remembered(), 0);
+}
+
+#[test]
+fn only_the_latest_replies_are_remembered() {
+    let keys = Keys::new(Duration::from_secs(60));
+    for i in 0..REMEMBERED_REPLIES + 10 {
+        let mut marker = run(&keys, &format!("k{i}"), [1; 32]);
+        marker.finished_with(&reply("r"));
+    }
+    assert_eq!(keys.remembered(), REMEMBERED_REPLIES);
+    // The oldest were forgotten (the store still has them); the newest not.
+    drop(run(&keys, "k0", [1; 32]));
+    assert!(matches!(
+        keys.claim(&format!("k{}", REMEMBERED_REPLIES + 9), [1; 32]),
+        Ok(Claimed::Replay(_))
+    ));
 }
 
 #[test]

@@ -19,6 +19,7 @@ use actix_web::dev::{
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
+use openclaw_ffi::runtime::StoredReply;
 
 use crate::actions::{self, Answer, Key};
 use crate::audit::{self, Facts};
@@ -26,7 +27,7 @@ use crate::body;
 use crate::client_ip::ClientKey;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
-use crate::idempotency;
+use crate::idempotency::{self, Claimed};
 use crate::limits::InFlightGuard;
 use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
@@ -321,7 +322,13 @@ async fn serve(
     facts: &mut Facts,
 ) -> Answer {
     let (action, key) = match parse(route, headers, bytes, delivery_id, facts) {
-        Ok(parsed) => parsed,
+        Ok(Parsed::Run(action, key)) => (action, key),
+        Ok(Parsed::Replay(reply)) => {
+            return Answer::Stored {
+                reply,
+                replayed: true,
+            }
+        }
         Err(err) => return err.into(),
     };
     // A waiting read gives its in-flight slot back before it waits.
@@ -331,9 +338,21 @@ async fn serve(
     answer
 }
 
+/// What a request's body asks for.
+// Lives on the stack for one request; boxing the action would only allocate.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    /// An action the route permits, with the write's idempotency key
+    /// claimed as running for this request.
+    Run(Action, Option<Key>),
+    /// A keyed write whose key finished here with the same request: its
+    /// reply, sent again.
+    Replay(StoredReply),
+}
+
 /// The body as an action the route permits, and a write's idempotency key,
-/// claimed as running for this request. A signed delivery without a key
-/// header is keyed by its verified `webhook-id`, so a redelivery inside the
+/// claimed for this request. A signed delivery without a key header is
+/// keyed by its verified `webhook-id`, so a redelivery inside the
 /// signature's tolerance gets the first answer.
 fn parse(
     route: &Route,
@@ -341,7 +360,7 @@ fn parse(
     bytes: &[u8],
     delivery_id: Option<String>,
     facts: &mut Facts,
-) -> Result<(Action, Option<Key>), ApiError> {
+) -> Result<Parsed, ApiError> {
     let value = body::parse_json(bytes)?;
     let action = request::parse(&value).map_err(ApiError::invalid_request)?;
     let writes = actions::writes(&action);
@@ -349,7 +368,7 @@ fn parse(
     route.access.permit(&action)?;
     if !writes {
         // Reads are safe to repeat: a key on one is ignored.
-        return Ok((action, None));
+        return Ok(Parsed::Run(action, None));
     }
     let presented = match idempotency::presented_key(headers)? {
         Some(key) => Some(key),
@@ -368,16 +387,19 @@ fn parse(
         if route.idempotency.required {
             return Err(ApiError::new(Code::IdempotencyKeyRequired));
         }
-        return Ok((action, None));
+        return Ok(Parsed::Run(action, None));
     };
     let fingerprint = idempotency::fingerprint(&value);
-    let marker = route.running.claim(&key, fingerprint)?;
+    let marker = match route.keys.claim(&key, fingerprint)? {
+        Claimed::Run(marker) => marker,
+        Claimed::Replay(reply) => return Ok(Parsed::Replay(reply)),
+    };
     let key = Key {
         key,
         fingerprint,
         marker,
     };
-    Ok((action, Some(key)))
+    Ok(Parsed::Run(action, Some(key)))
 }
 
 /// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.

@@ -179,6 +179,31 @@ fn concurrent_requests_with_one_key_run_once() {
 }
 
 #[test]
+fn concurrent_retries_of_a_finished_key_all_get_the_first_answer() {
+    let gw = Gateway::start(&gateway_config(
+        json!({"routes": {"zapier": route(json!({"limits": {"maxInFlight": 64}}))}}),
+        json!({}),
+    ));
+    let body = json!({"action": "create_flow", "goal": "retried"});
+    let first = keyed(&gw, "retried-key", &body);
+    assert_eq!(first.status, 200, "{}", first.text);
+    // A burst of retries (a client's retry storm, several workers of one
+    // automation) once the first answer is out: none is "in progress".
+    let answers: Vec<Response> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| keyed(&gw, "retried-key", &body)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(replayed(r));
+        assert_eq!(r.text, first.text);
+    }
+    assert_eq!(flows_with_goal(&gw, "retried").len(), 1);
+}
+
+#[test]
 fn a_route_can_require_a_key_on_writes_and_reads_never_need_one() {
     let gw = Gateway::start(&gateway_config(
         json!({"routes": {"zapier": route(json!({"idempotency": {"required": true}}))}}),
