@@ -93,6 +93,8 @@ pub struct RouteMetrics {
     waiters: AtomicI64,
     key_uses: [AtomicU64; 4],
     secret_slots: Box<[AtomicU64]>,
+    /// Empty on a route without `signing`.
+    signing_slots: Box<[AtomicU64]>,
     deliveries: [AtomicU64; 4],
 }
 
@@ -101,8 +103,9 @@ fn zeros(n: usize) -> Box<[AtomicU64]> {
 }
 
 impl RouteMetrics {
-    /// Handles for route `route`, which accepts `secret_slots` secrets.
-    pub fn new(route: &str, secret_slots: usize) -> Arc<Self> {
+    /// Handles for route `route`, which accepts `secret_slots` secrets and
+    /// `signing_slots` signing keys.
+    pub fn new(route: &str, secret_slots: usize, signing_slots: usize) -> Arc<Self> {
         Arc::new(Self {
             route: route.to_owned(),
             requests: zeros(ACTIONS.len() * OUTCOMES),
@@ -114,6 +117,7 @@ impl RouteMetrics {
             waiters: AtomicI64::new(0),
             key_uses: std::array::from_fn(|_| AtomicU64::new(0)),
             secret_slots: zeros(secret_slots.max(1)),
+            signing_slots: zeros(signing_slots),
             deliveries: std::array::from_fn(|_| AtomicU64::new(0)),
         })
     }
@@ -149,6 +153,15 @@ impl RouteMetrics {
     pub fn secret_slot(&self, slot: usize) {
         let last = self.secret_slots.len() - 1;
         self.secret_slots[slot.min(last)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request whose signature verified with the signing key in
+    /// `slot` (0-based). A slot beyond the route's keys is counted in the
+    /// last one; a route without signing counts nothing.
+    pub fn signing_slot(&self, slot: usize) {
+        if let Some(last) = self.signing_slots.len().checked_sub(1) {
+            self.signing_slots[slot.min(last)].fetch_add(1, Relaxed);
+        }
     }
 
     pub fn delivery(&self, delivery: Delivery) {
@@ -227,6 +240,25 @@ fn counter<const N: usize>(
 ) -> fmt::Result {
     m.encode_family(labels)?
         .encode_counter::<NoLabelSet, u64, f64>(&value, None)
+}
+
+/// One counter series per route and 0-based `slot` of `counts`.
+fn slots(
+    m: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    routes: &[Arc<RouteMetrics>],
+    counts: impl Fn(&RouteMetrics) -> &[AtomicU64],
+) -> fmt::Result {
+    for r in routes {
+        for (slot, n) in counts(r).iter().enumerate() {
+            let slot = slot.to_string();
+            counter(
+                m,
+                &[("route", r.route.as_str()), ("slot", slot.as_str())],
+                n.load(Relaxed),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// A counter family with one series per route and `result`, read from the
@@ -355,16 +387,14 @@ impl Collector for Metrics {
             None,
             MetricType::Counter,
         )?;
-        for r in routes {
-            for (slot, n) in r.secret_slots.iter().enumerate() {
-                let slot = slot.to_string();
-                counter(
-                    &mut m,
-                    &[("route", r.route.as_str()), ("slot", slot.as_str())],
-                    n.load(Relaxed),
-                )?;
-            }
-        }
+        slots(&mut m, routes, |r| &r.secret_slots)?;
+        let mut m = enc.encode_descriptor(
+            "openclaw_webhooks_signing_key_matches",
+            "Signed requests verified on a route, by the 0-based slot of the signing key that matched",
+            None,
+            MetricType::Counter,
+        )?;
+        slots(&mut m, routes, |r| &r.signing_slots)?;
         results(
             &mut enc,
             "openclaw_webhooks_callback_deliveries",

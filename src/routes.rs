@@ -77,7 +77,11 @@ impl Route {
             waiters: Waiters::new(limits.max_waiters),
             flows: Arc::new(flows),
             callbacks: None,
-            metrics: RouteMetrics::new(&config.id, secrets.as_ref().map_or(0, Secrets::len)),
+            metrics: RouteMetrics::new(
+                &config.id,
+                secrets.as_ref().map_or(0, Secrets::len),
+                signing.as_ref().map_or(0, Verifier::key_count),
+            ),
             rejection_caps: RejectionCaps::new(Instant::now()),
             id: config.id,
             path: config.path,

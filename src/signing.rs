@@ -181,6 +181,11 @@ impl Verifier {
         }
     }
 
+    /// How many keys verify (the slots a match is counted in).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Verifies a request's signature over its raw `body`, at `now` (Unix
     /// seconds).
     ///

@@ -44,7 +44,7 @@ fn durations_fall_in_the_first_bucket_that_holds_them() {
 
 #[test]
 fn a_route_exposes_its_series_from_the_start() {
-    let route = RouteMetrics::new("zapier", 1);
+    let route = RouteMetrics::new("zapier", 1, 2);
     let metrics = Metrics::new(vec![Arc::clone(&route)]);
     let registry = metrics.registry();
     let mut text = String::new();
@@ -57,6 +57,7 @@ fn a_route_exposes_its_series_from_the_start() {
         r#"openclaw_webhooks_waiters{route="zapier"} 0"#,
         r#"openclaw_webhooks_idempotency_keys_total{route="zapier",result="replayed"} 0"#,
         r#"openclaw_webhooks_secret_slot_matches_total{route="zapier",slot="0"} 0"#,
+        r#"openclaw_webhooks_signing_key_matches_total{route="zapier",slot="1"} 0"#,
         r#"openclaw_webhooks_callback_deliveries_total{route="zapier",result="dead"} 0"#,
         "openclaw_webhooks_unrouted_requests_total 0",
     ] {

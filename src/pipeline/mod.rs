@@ -105,15 +105,31 @@ pub fn expect(
 }
 
 async fn invite_or_refuse(req: Request, state: &AppState) -> Result<Request, Response<BoxBody>> {
+    let started = Instant::now();
     let checked = std::panic::catch_unwind(AssertUnwindSafe(|| admit(state, req.head())));
-    let refusal = match checked {
+    let (route_id, err) = match checked {
         Ok(Ok(admitted)) => {
             req.extensions_mut().insert(admitted);
             return Ok(req);
         }
-        Ok(Err((route_id, err))) => response::failure(route_id, &err),
-        Err(_) => response::failure(None, &ApiError::new(Code::InternalError)),
+        Ok(Err(refused)) => refused,
+        Err(_) => (None, ApiError::new(Code::InternalError)),
     };
+    let refusal = response::failure(route_id, &err);
+    // Counted and audited like a refusal after the body was sent.
+    let facts = Facts {
+        client: Some(client_of(req.head(), state)),
+        ..Facts::default()
+    };
+    let route = state.routes.get(&request_path(req.path())).cloned();
+    observe(
+        state,
+        route.as_deref(),
+        &facts,
+        &err.into(),
+        refusal.status().as_u16(),
+        started,
+    );
     Err(closing(req.conn_data::<Connection>(), refusal).await.into())
 }
 
@@ -245,6 +261,7 @@ async fn answer(
             // A signed caller authenticated: its rate-limit entry is kept.
             route.rate.authenticated(client, Instant::now());
             facts.secret_slot = Some(v.slot);
+            route.metrics.signing_slot(v.slot);
             v.id.to_owned()
         }),
         Err(err) => return (Some(route), false, err.into(), false),

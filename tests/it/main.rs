@@ -17,6 +17,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod ops;
+mod ops_paths;
 mod secrets;
 mod signing;
 mod transcript;

@@ -14,17 +14,17 @@ use openclaw_ffi::module::FFI_VERSION;
 
 use crate::support::*;
 
-const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
 /// The default setup plus an admin listener on an ephemeral port.
-fn config_with_admin(admin: Value) -> Value {
+pub(crate) fn config_with_admin(admin: Value) -> Value {
     let mut config = default_config();
     config["gateway"]["admin"] = admin;
     config
 }
 
 /// The admin address the Gateway logged when it started.
-fn admin_addr(gw: &Gateway) -> SocketAddr {
+pub(crate) fn admin_addr(gw: &Gateway) -> SocketAddr {
     let logs = gw.printed();
     let at = logs
         .find("admin listening on http://")
@@ -45,7 +45,7 @@ fn admin_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
 
 /// Scrapes `/metrics`, checks that every line is one the Prometheus text
 /// format allows, and parses it.
-fn scrape(addr: SocketAddr, token: Option<&str>) -> Scrape {
+pub(crate) fn scrape(addr: SocketAddr, token: Option<&str>) -> Scrape {
     let res = admin_get(addr, "/metrics", token);
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(
@@ -67,7 +67,7 @@ fn scrape(addr: SocketAddr, token: Option<&str>) -> Scrape {
 }
 
 /// Counter and gauge values by `name{label="value",...}` (labels sorted).
-fn values(scrape: &Scrape) -> BTreeMap<String, f64> {
+pub(crate) fn values(scrape: &Scrape) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for s in &scrape.samples {
         let v = match &s.value {
@@ -83,14 +83,14 @@ fn values(scrape: &Scrape) -> BTreeMap<String, f64> {
     out
 }
 
-fn series(name: &str, labels: &[(&str, &str)]) -> String {
+pub(crate) fn series(name: &str, labels: &[(&str, &str)]) -> String {
     let mut labels = labels.to_vec();
     labels.sort();
     let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{name}{{{}}}", labels.join(","))
 }
 
-fn requests(route: &str, action: &str, code: &str) -> String {
+pub(crate) fn requests(route: &str, action: &str, code: &str) -> String {
     series(
         "openclaw_webhooks_requests_total",
         &[("route", route), ("action", action), ("code", code)],
