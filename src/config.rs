@@ -18,7 +18,7 @@ use crate::idempotency::{parse_policy, Policy};
 use crate::paths::{request_path_char, resolve_path};
 use crate::signing::SigningKey;
 
-mod access;
+pub(crate) mod access;
 
 /// Plain-string secrets shorter than this load with a warning.
 pub const WEAK_SECRET_CHARS: usize = 16;
@@ -58,7 +58,7 @@ pub struct RouteConfig {
 }
 
 /// Where a route's secret comes from: a bearer [`Secret`] or a signing key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SecretInput<T = Secret> {
     /// Taken literally: no `${VAR}` expansion.
     Plain(T),
@@ -278,7 +278,10 @@ fn parse_secret_with<T>(
     if !v.is_object() {
         w.issue(
             path,
-            "expected a string or a SecretRef object {source, provider, id}",
+            format!(
+                "expected a string or a SecretRef object {{source, provider, id}}, got {}",
+                jsoncfg::type_name(v)
+            ),
         );
         return None;
     }

@@ -1,5 +1,6 @@
-//! A route's credentials as starting resolves them: its bearer secrets and
-//! its signing keys, SecretRefs resolved through the Gateway's providers.
+//! A route's credentials as starting resolves them: its bearer secrets, its
+//! signing keys and its callbacks' signing keys, SecretRefs resolved
+//! through the Gateway's providers.
 //! Used by the start and by the start check (`--check`), so both decide the
 //! same way whether a route serves.
 
@@ -17,6 +18,10 @@ pub struct Credentials {
     pub secrets: Option<Secrets>,
     /// Standard Webhooks verification, when the route is signed.
     pub signing: Option<Verifier>,
+    /// The keys its callbacks are signed with, when it has callbacks (a
+    /// route whose callbacks cannot be signed is skipped: its events would
+    /// never be delivered).
+    pub callback_keys: Option<Vec<SigningKey>>,
     /// Warnings to give about them (weak plain-text secrets), naming the
     /// slot, never the value.
     pub warnings: Vec<String>,
@@ -56,31 +61,53 @@ pub fn resolve(runtime: &RuntimeBox, route: &mut RouteConfig) -> Result<Credenti
         Some(signing) => Some(resolve_signing(runtime, signing)?),
         None => None,
     };
+    let callback_keys = match route.callbacks.as_mut() {
+        Some(c) => Some(signing_keys(
+            runtime,
+            "callbacks.signing.secrets",
+            std::mem::take(&mut c.secrets),
+        )?),
+        None => None,
+    };
     Ok(Credentials {
         secrets: (!secrets.is_empty()).then(|| Secrets::new(secrets)),
         signing,
+        callback_keys,
         warnings,
     })
 }
 
 fn resolve_signing(runtime: &RuntimeBox, signing: SigningConfig) -> Result<Verifier, String> {
-    let mut keys = Vec::with_capacity(signing.secrets.len());
-    for (slot, input) in signing.secrets.into_iter().enumerate() {
+    let keys = signing_keys(runtime, "signing.secrets", signing.secrets)?;
+    Ok(Verifier::new(keys, signing.tolerance_secs))
+}
+
+/// Signing keys, SecretRefs resolved and checked; `field` is the config
+/// path of the list, which errors name with the entry's index.
+///
+/// # Errors
+///
+/// The first entry that cannot be resolved or is not a signing key, named
+/// by its path and reference, never by its value.
+pub fn signing_keys(
+    runtime: &RuntimeBox,
+    field: &str,
+    inputs: Vec<SecretInput<SigningKey>>,
+) -> Result<Vec<SigningKey>, String> {
+    let mut keys = Vec::with_capacity(inputs.len());
+    for (slot, input) in inputs.into_iter().enumerate() {
         let key = match input {
             SecretInput::Plain(key) => key,
             SecretInput::Ref(r) => {
-                let value = resolve_ref(runtime, &r)?;
+                let value = resolve_ref(runtime, &r).map_err(|e| format!("{field}.{slot}: {e}"))?;
                 SigningKey::parse(&value).map_err(|e| {
-                    format!(
-                        "signing.secrets.{slot} ({}:{}:{}) {e}",
-                        r.source, r.provider, r.id
-                    )
+                    format!("{field}.{slot} ({}:{}:{}) {e}", r.source, r.provider, r.id)
                 })?
             }
         };
         keys.push(key);
     }
-    Ok(Verifier::new(keys, signing.tolerance_secs))
+    Ok(keys)
 }
 
 /// A SecretRef's trimmed value.

@@ -13,7 +13,7 @@ use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 use crate::access::Access;
 use crate::audit::RejectionCaps;
 use crate::auth::{presented_secret, Secrets};
-use crate::callbacks::{KeyInput, Target};
+use crate::callbacks::Target;
 use crate::client_ip::{IpNet, ProxyPolicy};
 use crate::config::{Limits, PluginConfig, RouteConfig};
 use crate::credentials::{self, Credentials};
@@ -155,6 +155,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
         let Credentials {
             secrets,
             signing,
+            callback_keys,
             warnings,
         } = match credentials::resolve(runtime, &mut route) {
             Ok(credentials) => credentials,
@@ -170,22 +171,16 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
                 route.id
             );
         }
-        // Callbacks that cannot be signed skip the route, as a secret that
-        // cannot be resolved does: its events would never be delivered.
-        let callbacks = match &route.callbacks {
-            Some(c) => match callback_keys(runtime, &route.id, &c.secrets) {
-                Some(keys) => Some(Arc::new(Target {
-                    route_id: route.id.clone(),
-                    url: c.url.clone(),
-                    keys,
-                    timeout: c.timeout,
-                    max_attempts: c.max_attempts,
-                    retry_schedule: c.retry_schedule.clone(),
-                })),
-                None => continue,
-            },
-            None => None,
-        };
+        let callbacks = route.callbacks.take().zip(callback_keys).map(|(c, keys)| {
+            Arc::new(Target {
+                route_id: route.id.clone(),
+                url: c.url,
+                keys,
+                timeout: c.timeout,
+                max_attempts: c.max_attempts,
+                retry_schedule: c.retry_schedule,
+            })
+        });
         let flows = match runtime.bind_session(RStr::from_str(&route.session_key)) {
             RResult::ROk(flows) => flows,
             RResult::RErr(e) => {
@@ -253,47 +248,6 @@ pub fn describe(route: &RouteConfig) -> String {
         "route {}: POST {} -> session {}{callbacks}{state}",
         route.id, route.path, route.session_key
     )
-}
-
-/// The route's callback signing keys; `None` (with a warning naming the
-/// route and the reason, never a value) when one cannot be resolved.
-fn callback_keys(
-    runtime: &RuntimeBox,
-    route_id: &str,
-    inputs: &[KeyInput],
-) -> Option<Vec<crate::callbacks::sign::SigningKey>> {
-    let mut keys = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        match input {
-            KeyInput::Key(k) => keys.push(k.clone()),
-            KeyInput::Ref {
-                source,
-                provider,
-                id,
-            } => {
-                let resolved = runtime.resolve_secret(
-                    RStr::from_str(source),
-                    RStr::from_str(provider),
-                    RStr::from_str(id),
-                );
-                let value = match resolved {
-                    RResult::ROk(v) => v,
-                    RResult::RErr(reason) => {
-                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i}: {reason}");
-                        return None;
-                    }
-                };
-                match crate::callbacks::sign::SigningKey::parse(&value) {
-                    Ok(k) => keys.push(k),
-                    Err(e) => {
-                        log::warn!(target: "webhooks", "skipping route {route_id}: callbacks.signing.secrets.{i} ({source}:{provider}:{id}) {e}");
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-    Some(keys)
 }
 
 impl Route {

@@ -18,17 +18,17 @@
 use std::time::Duration;
 
 use awc::http::Uri;
-use jsoncfg::{join, type_name, Walker};
+use jsoncfg::{join, Walker};
 use serde_json::Value;
 
-use super::sign::SigningKey;
+use crate::config::access::parse_signing_keys;
+use crate::config::SecretInput;
+use crate::signing::SigningKey;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
 pub const MAX_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const MAX_ATTEMPTS: u64 = 50;
-/// Signing keys per route, enough to rotate without downtime.
-pub const MAX_SECRETS: usize = 4;
 /// Longest callback URL, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
 /// Longest delay in a configured retry schedule: one day.
@@ -59,7 +59,7 @@ const KEYS: [&str; 6] = [
 #[derive(Debug, Clone)]
 pub struct CallbackConfig {
     pub url: CallbackUrl,
-    pub secrets: Vec<KeyInput>,
+    pub secrets: Vec<SecretInput<SigningKey>>,
     pub timeout: Duration,
     pub max_attempts: u32,
     pub retry_schedule: Vec<Duration>,
@@ -72,17 +72,6 @@ pub struct CallbackUrl {
     /// `scheme://host[:port]`: what logs show. The path and query may be a
     /// capability (many receivers put a token there), so they never appear.
     pub origin: String,
-}
-
-/// A signing secret: checked now, or resolved at start.
-#[derive(Debug, Clone)]
-pub enum KeyInput {
-    Key(SigningKey),
-    Ref {
-        source: String,
-        provider: String,
-        id: String,
-    },
 }
 
 /// Reads `callbacks` at `path`; `None` when absent or wrong (issues
@@ -174,76 +163,11 @@ fn parse_url(w: &mut Walker, path: &str, text: &str, insecure: bool) -> Option<C
     Some(CallbackUrl { uri, origin })
 }
 
-fn parse_signing(w: &mut Walker, path: &str, v: &Value) -> Option<Vec<KeyInput>> {
+fn parse_signing(w: &mut Walker, path: &str, v: &Value) -> Option<Vec<SecretInput<SigningKey>>> {
     let obj = w.object(path, v, &["scheme", "secrets"])?;
     let scheme_path = join(path, "scheme");
     w.choice(&scheme_path, obj.get("scheme"), &["standard-webhooks"]);
-    let secrets_path = join(path, "secrets");
-    let items = match w.required(&secrets_path, obj.get("secrets"))? {
-        Value::Array(items) => items,
-        other => {
-            w.issue(
-                &secrets_path,
-                format!(
-                    "expected an array of 1 to {MAX_SECRETS} \"whsec_\" secrets or SecretRefs, got {}",
-                    type_name(other)
-                ),
-            );
-            return None;
-        }
-    };
-    if !(1..=MAX_SECRETS).contains(&items.len()) {
-        w.issue(
-            &secrets_path,
-            format!("expected 1 to {MAX_SECRETS} entries, got {}", items.len()),
-        );
-        return None;
-    }
-    let keys: Vec<KeyInput> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| parse_key(w, &join(&secrets_path, &i.to_string()), item))
-        .collect();
-    (keys.len() == items.len()).then_some(keys)
-}
-
-fn parse_key(w: &mut Walker, path: &str, v: &Value) -> Option<KeyInput> {
-    match v {
-        Value::String(_) => {
-            let text = w.text(path, Some(v))?;
-            SigningKey::parse(&text)
-                .map(KeyInput::Key)
-                .map_err(|e| w.issue(path, e.to_string()))
-                .ok()
-        }
-        Value::Object(_) => {
-            let obj = w.object(path, v, &["source", "provider", "id"])?;
-            let source_path = join(path, "source");
-            let source = w.required(&source_path, obj.get("source"));
-            let source = w.choice(&source_path, source, &["env", "file", "exec"]);
-            let provider_path = join(path, "provider");
-            let provider = w.required(&provider_path, obj.get("provider"));
-            let provider = w.text(&provider_path, provider);
-            let id_path = join(path, "id");
-            let id = w.required(&id_path, obj.get("id"));
-            let id = w.text(&id_path, id);
-            Some(KeyInput::Ref {
-                source: source?.to_owned(),
-                provider: provider?,
-                id: id?,
-            })
-        }
-        other => {
-            w.issue(
-                path,
-                format!(
-                    "expected a \"whsec_\" string or a SecretRef object {{source, provider, id}}, got {}",
-                    type_name(other)
-                ),
-            );
-            None
-        }
-    }
+    parse_signing_keys(w, &join(path, "secrets"), obj.get("secrets"))
 }
 
 fn parse_schedule(w: &mut Walker, path: &str, v: Option<&Value>) -> Option<Vec<Duration>> {
@@ -290,7 +214,7 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(15));
         assert_eq!(c.max_attempts, 8);
         assert_eq!(c.retry_schedule, RETRY_SCHEDULE);
-        assert!(matches!(c.secrets[..], [KeyInput::Key(_)]));
+        assert!(matches!(c.secrets[..], [SecretInput::Plain(_)]));
     }
 
     #[test]
@@ -312,7 +236,7 @@ mod tests {
                 "routes.a.callbacks.signing.secrets.1: expected \"whsec_\" followed by base64",
                 "routes.a.callbacks.signing.secrets.2.source: expected one of env, file, exec",
                 "routes.a.callbacks.signing.secrets.2.provider: is required",
-                "routes.a.callbacks.signing.secrets.3: expected a \"whsec_\" string or a SecretRef object {source, provider, id}, got number",
+                "routes.a.callbacks.signing.secrets.3: expected a string or a SecretRef object {source, provider, id}, got number",
                 "routes.a.callbacks.timeoutMs: expected a whole number from 1 to 120000",
                 "routes.a.callbacks.maxAttempts: expected a whole number from 1 to 50",
                 "routes.a.callbacks.retryScheduleMs.1: expected a whole number from 0 to 86400000",

@@ -21,5 +21,5 @@ pub mod retry;
 pub mod sign;
 pub mod worker;
 
-pub use config::{CallbackConfig, CallbackUrl, KeyInput};
+pub use config::{CallbackConfig, CallbackUrl};
 pub use worker::{Dispatcher, Target};

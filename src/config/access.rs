@@ -57,18 +57,7 @@ fn parse_signing(w: &mut Walker, path: &str, v: &Value) -> Option<SigningConfig>
     let scheme_path = join(path, "scheme");
     let scheme = w.required(&scheme_path, obj.get("scheme"));
     w.choice(&scheme_path, scheme, &SCHEMES);
-    let secrets_path = join(path, "secrets");
-    let secrets = match w.required(&secrets_path, obj.get("secrets")) {
-        Some(Value::Array(items)) => list(w, &secrets_path, items, parse_signing_secret),
-        Some(_) => {
-            w.issue(
-                &secrets_path,
-                format!("expected an array of 1 to {MAX_SECRETS} \"whsec_\" secrets or SecretRefs"),
-            );
-            None
-        }
-        None => None,
-    };
+    let secrets = parse_signing_keys(w, &join(path, "secrets"), obj.get("secrets"));
     let tolerance_secs = w
         .integer(
             &join(path, "toleranceSec"),
@@ -81,6 +70,28 @@ fn parse_signing(w: &mut Walker, path: &str, v: &Value) -> Option<SigningConfig>
         secrets: secrets?,
         tolerance_secs,
     })
+}
+
+/// A required list of 1 to [`MAX_SECRETS`] signing keys at `path` (a
+/// route's `signing.secrets`, a callback's `signing.secrets`).
+pub(crate) fn parse_signing_keys(
+    w: &mut Walker,
+    path: &str,
+    v: Option<&Value>,
+) -> Option<Vec<SecretInput<SigningKey>>> {
+    match w.required(path, v)? {
+        Value::Array(items) => list(w, path, items, parse_signing_secret),
+        other => {
+            w.issue(
+                path,
+                format!(
+                    "expected an array of 1 to {MAX_SECRETS} \"whsec_\" secrets or SecretRefs, got {}",
+                    jsoncfg::type_name(other)
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// A `whsec_<base64>` string (checked now) or a SecretRef (checked when it

@@ -385,6 +385,15 @@ fn a_callback_secret_that_cannot_be_resolved_skips_the_route() {
         json!({"signing": {"secrets": [{"source": "env", "provider": "default", "id": "OPENCLAW_TEST_NO_SUCH_CALLBACK_KEY"}]}}),
     );
     config["secrets"] = json!({"providers": {"default": {"source": "env"}}});
+    // `--check` says so before a start does.
+    let checked = Gateway::run_to_exit(&config, &["--check"]);
+    assert!(
+        checked
+            .stdout
+            .contains("route zapier: skipped: callbacks.signing.secrets.0"),
+        "{}",
+        checked.stdout
+    );
     let gw = Gateway::start(&config);
     gw.wait_for_log("skipping route zapier: callbacks.signing.secrets.0");
     let res = gw.action(json!({"action": "list_flows"}));
