@@ -261,44 +261,25 @@ struct Pair {
 fn interleaved(gateway: &Gateway, a: &Load, b: &Load, conns: usize, duration: Duration) -> Pair {
     const ROUNDS: u32 = 6;
     let slice = duration / ROUNDS;
-    // (req/s summed over slices, requests, CPU ticks) for a and b.
-    let mut sums = [(0.0, 0u64, 0u64); 2];
+    // (req/s summed over slices, requests, CPU time) for a and b.
+    let mut sums = [(0.0, 0u64, Duration::ZERO); 2];
     for round in 0..ROUNDS {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
             let load = if side == 0 { a } else { b };
-            let before = cpu_ticks(gateway.pid());
+            let before = gateway.cpu_time();
             let s = run_load(gateway.addr, load, conns, slice, None, 200);
             sums[side].0 += s.rps;
             sums[side].1 += s.ok + s.errors;
-            sums[side].2 += cpu_ticks(gateway.pid()) - before;
+            sums[side].2 += gateway.cpu_time() - before;
         }
     }
-    let tick_us = 1e6 / 100.0; // USER_HZ
-    let per_request = |(_, n, ticks): (f64, u64, u64)| ticks as f64 * tick_us / n.max(1) as f64;
+    let per_request = |(_, n, cpu): (f64, u64, Duration)| cpu.as_secs_f64() * 1e6 / n.max(1) as f64;
     Pair {
         rps_ratio: sums[1].0 / sums[0].0,
         cpu_us_a: per_request(sums[0]),
         cpu_us_b: per_request(sums[1]),
     }
-}
-
-/// User plus system CPU time of process `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: state is the first, utime the 12th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 fn created_count(rows: &[(&str, Stats)]) -> usize {

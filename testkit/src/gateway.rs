@@ -139,6 +139,27 @@ impl Gateway {
             .expect("VmRSS in /proc/<pid>/status")
     }
 
+    /// The Gateway's user plus system CPU time so far (from
+    /// `/proc/<pid>/stat`, in clock ticks of 10 ms).
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name: state is the first, utime the 12th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis((field(11) + field(12)) * 10)
+    }
+
     /// Sends a signal to the Gateway.
     pub fn signal(&self, sig: i32) {
         self.process.signal(sig);

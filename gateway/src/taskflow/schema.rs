@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
 use super::error::{sqlite_err, StoreError};
@@ -125,6 +126,15 @@ pub(crate) fn open_connection(
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sqlite_err(path, "cannot set synchronous"))?;
+    // Plans chosen once per statement: without the stability guarantee,
+    // SQLite re-plans a cached statement on every run whose parameters
+    // take part in choosing an index (the outbox's partial indexes), which
+    // cost more than running it.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(sqlite_err(
+            path,
+            "cannot set the query planner stability guarantee",
+        ))?;
     migrate(&conn, path, version)?;
     if let Some(bytes) = max_store_bytes {
         let page_size: i64 = conn
