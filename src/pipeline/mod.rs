@@ -19,19 +19,17 @@ use actix_web::dev::{
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
-use openclaw_ffi::runtime::StoredReply;
 
-use crate::actions::{self, Answer, Key};
+use crate::actions::{self, Answer};
 use crate::audit::{self, Facts};
 use crate::body;
 use crate::client_ip::ClientKey;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
-use crate::idempotency::{self, Claimed};
+
 use crate::limits::InFlightGuard;
 use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
-use crate::request::{self, Action};
 use crate::response;
 use crate::routes::{AppState, Route};
 
@@ -338,9 +336,9 @@ async fn serve(
     slot: InFlightGuard,
     facts: &mut Facts,
 ) -> Answer {
-    let (action, key) = match parse(route, headers, bytes, delivery_id, facts) {
-        Ok(Parsed::Run(action, key)) => (action, key),
-        Ok(Parsed::Replay(reply)) => {
+    let (action, key) = match parse::parse(route, headers, bytes, delivery_id, facts) {
+        Ok(parse::Parsed::Run(action, key)) => (action, key),
+        Ok(parse::Parsed::Replay(reply)) => {
             return Answer::Stored {
                 reply,
                 replayed: true,
@@ -353,70 +351,6 @@ async fn serve(
     let answer = actions::run(route, action, key).await;
     drop(slot);
     answer
-}
-
-/// What a request's body asks for.
-// Lives on the stack for one request; boxing the action would only allocate.
-#[allow(clippy::large_enum_variant)]
-enum Parsed {
-    /// An action the route permits, with the write's idempotency key
-    /// claimed as running for this request.
-    Run(Action, Option<Key>),
-    /// A keyed write whose key finished here with the same request: its
-    /// reply, sent again.
-    Replay(StoredReply),
-}
-
-/// The body as an action the route permits, and a write's idempotency key,
-/// claimed for this request. A signed delivery without a key header is
-/// keyed by its verified `webhook-id`, so a redelivery inside the
-/// signature's tolerance gets the first answer.
-fn parse(
-    route: &Route,
-    headers: &HeaderMap,
-    bytes: &[u8],
-    delivery_id: Option<String>,
-    facts: &mut Facts,
-) -> Result<Parsed, ApiError> {
-    let value = body::parse_json(bytes)?;
-    let action = request::parse(&value).map_err(ApiError::invalid_request)?;
-    let writes = actions::writes(&action);
-    facts.action(&action, writes);
-    route.access.permit(&action)?;
-    if !writes {
-        // Reads are safe to repeat: a key on one is ignored.
-        return Ok(Parsed::Run(action, None));
-    }
-    let presented = match idempotency::presented_key(headers)? {
-        Some(key) => Some(key),
-        None => match delivery_id {
-            Some(id) => {
-                idempotency::check_key(&id)?;
-                Some(id)
-            }
-            None => None,
-        },
-    };
-    if let Some(key) = &presented {
-        facts.key(key);
-    }
-    let Some(key) = presented else {
-        if route.idempotency.required {
-            return Err(ApiError::new(Code::IdempotencyKeyRequired));
-        }
-        return Ok(Parsed::Run(action, None));
-    };
-    let fingerprint = idempotency::fingerprint(&value);
-    let marker = match route.keys.claim(&key, fingerprint)? {
-        Claimed::Run(marker) => marker,
-        Claimed::Replay(reply) => return Ok(Parsed::Replay(reply)),
-    };
-    let key = Key {
-        key,
-        fingerprint,
-        marker,
-    };
-    Ok(Parsed::Run(action, Some(key)))
 }
 
 /// Polls a future inside `catch_unwind`, turning a panic into `Err(())`.
@@ -436,5 +370,6 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
+mod parse;
 #[cfg(test)]
 mod tests;
