@@ -1,6 +1,7 @@
 //! Binding a session (`Store::bind`) and `Bound`, one session's view of the
 //! store, implementing the stable-ABI `BoundTaskFlow` trait. Reads come from
-//! the index; writes go to the writer. No panic leaves a method.
+//! the cache or indexed queries (`reads`); writes go to the writer. No
+//! panic leaves a method.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use openclaw_ffi::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowError};
 use openclaw_ffi::records::{
     CreateFlow, Fail, Finish, FlowRecord, FlowStatus, RequestCancel, Resume, RunTask, SetWaiting,
-    TaskRuntime, TaskStatus, TaskSummary,
+    TaskStatus, TaskSummary,
 };
 use openclaw_ffi::runtime::{
     BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, Settlement,
@@ -17,9 +18,8 @@ use openclaw_ffi::runtime::{
 };
 
 use super::error::{internal, invalid_input};
-use super::index::Index;
 use super::keys::Claim;
-use super::model::{check_json, is_terminal, FlowEntry};
+use super::model::check_json;
 use super::ops::{Answer, Mutation, Op};
 use super::outbox::OutboxOp;
 use super::store::Store;
@@ -63,17 +63,6 @@ impl Store {
 }
 
 impl Bound {
-    fn owned(&self, flow_id: &str) -> Option<Arc<FlowEntry>> {
-        self.store
-            .read(|index| index.owned_flow(&self.owner, flow_id).cloned())
-    }
-
-    /// The owner's flows, newest first, copied out of the lock.
-    fn owned_flows(&self) -> Vec<Arc<FlowEntry>> {
-        self.store
-            .read(|index| index.owner_flows(&self.owner).cloned().collect())
-    }
-
     /// Validates a write and turns it into the writer's operation.
     fn write_op(&self, request: WriteRequest) -> Result<Op, TaskFlowError> {
         let owner = Arc::clone(&self.owner);
@@ -146,35 +135,6 @@ fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
     }
 }
 
-/// The task counts of the owner's flow; `None` when the owner has no such
-/// flow.
-fn summary(index: &Index, owner: &str, flow_id: &str) -> Option<TaskSummary> {
-    index.owned_flow(owner, flow_id)?;
-    let mut s = TaskSummary::default();
-    for task in index.flow_tasks(flow_id) {
-        let r = &task.record;
-        s.total += 1;
-        if r.status.is_active() {
-            s.active += 1;
-        } else {
-            s.terminal += 1;
-        }
-        if matches!(
-            r.status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
-        ) {
-            s.failures += 1;
-        }
-        if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == r.status) {
-            s.by_status[i] += 1;
-        }
-        if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == r.runtime) {
-            s.by_runtime[i] += 1;
-        }
-    }
-    Some(s)
-}
-
 impl BoundTaskFlow for Bound {
     fn session_key(&self) -> RString {
         RString::from(&*self.owner)
@@ -189,47 +149,35 @@ impl BoundTaskFlow for Bound {
 
     fn get(&self, flow_id: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            Ok(self
-                .owned(flow_id.as_str())
-                .map(|f| f.record.clone())
-                .into())
+            let flow = self.store.flow(&self.owner, flow_id.as_str())?;
+            Ok(flow.map(|f| f.record.clone()).into())
         })
     }
 
     fn list(&self) -> RResult<RVec<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            Ok(self
-                .owned_flows()
-                .iter()
-                .map(|f| f.record.clone())
-                .collect())
+            let flows = self.store.owner_flows(&self.owner)?;
+            Ok(flows.into_iter().map(|f| f.record).collect())
         })
     }
 
     fn find_latest(&self) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            let latest = self
-                .store
-                .read(|index| index.owner_flows(&self.owner).next().cloned());
-            Ok(latest.map(|f| f.record.clone()).into())
+            let latest = self.store.latest_flow(&self.owner)?;
+            Ok(latest.map(|f| f.record).into())
         })
     }
 
     fn resolve(&self, token: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            if let Some(flow) = self.owned(token.as_str()) {
+            if let Some(flow) = self.store.flow(&self.owner, token.as_str())? {
                 return Ok(ROption::RSome(flow.record.clone()));
             }
             if token.as_str().trim() != &*self.owner {
                 return Ok(ROption::RNone);
             }
-            let live = self.store.read(|index| {
-                index
-                    .owner_flows(&self.owner)
-                    .find(|f| !is_terminal(&f.record))
-                    .cloned()
-            });
-            Ok(live.map(|f| f.record.clone()).into())
+            let live = self.store.latest_live_flow(&self.owner)?;
+            Ok(live.map(|f| f.record).into())
         })
     }
 
@@ -237,7 +185,7 @@ impl BoundTaskFlow for Bound {
         guarded(|| {
             Ok(self
                 .store
-                .read(|index| summary(index, &self.owner, flow_id.as_str()))
+                .task_summary(&self.owner, flow_id.as_str())?
                 .into())
         })
     }
