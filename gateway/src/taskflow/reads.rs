@@ -83,10 +83,7 @@ impl Store {
     }
 
     /// The owner's newest flow that is not terminal.
-    pub(crate) fn latest_live_flow(
-        &self,
-        owner: &str,
-    ) -> Result<Option<FlowEntry>, TaskFlowError> {
+    pub(crate) fn latest_live_flow(&self, owner: &str) -> Result<Option<FlowEntry>, TaskFlowError> {
         self.query(|conn, path| rows::latest_live_flow(conn, path, owner))
     }
 

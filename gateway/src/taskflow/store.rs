@@ -148,9 +148,10 @@ impl Store {
         // writer re-checks each one before it changes anything.
         let mut finalize = sweep::Candidates::new(now, self.inner.retention_ms);
         loop {
-            let chunk = self.inner.readers.with(|conn| {
-                finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK)
-            });
+            let chunk = self
+                .inner
+                .readers
+                .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK));
             let (finalize_ids, prune_ids) = match chunk {
                 Ok(chunk) => chunk,
                 Err(err) => {

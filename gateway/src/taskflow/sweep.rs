@@ -20,9 +20,9 @@ use rusqlite::Connection;
 
 use super::batch::BatchView;
 use super::error::StoreError;
-use super::rows::{self, EndedCursor};
 use super::model::{is_managed, is_terminal, FlowEntry, TaskEntry, JSON_NULL};
 use super::ops::{Answer, Change, Ctx, Evaluation, SweepReport};
+use super::rows::{self, EndedCursor};
 
 /// The `error` of a child marked `lost` by the sweep.
 pub(crate) const NEVER_SETTLED: &str =
@@ -75,14 +75,20 @@ impl Candidates {
         let mut finalize = Vec::new();
         if let Some(after) = self.finalize_after {
             let found = rows::cancel_requested(conn, path, after, limit)?;
-            self.finalize_after = found.last().map(|(seq, _)| *seq).filter(|_| found.len() == limit);
+            self.finalize_after = found
+                .last()
+                .map(|(seq, _)| *seq)
+                .filter(|_| found.len() == limit);
             finalize = found.into_iter().map(|(_, id)| id).collect();
         }
         let mut prune = Vec::new();
         match (self.prune_after, self.cutoff) {
             (Some(after), Some(cutoff)) => {
                 let found = rows::ended_before(conn, path, cutoff, after, limit)?;
-                self.prune_after = found.last().map(|(c, _)| *c).filter(|_| found.len() == limit);
+                self.prune_after = found
+                    .last()
+                    .map(|(c, _)| *c)
+                    .filter(|_| found.len() == limit);
                 prune = found.into_iter().map(|(_, id)| id).collect();
             }
             _ => self.prune_after = None,

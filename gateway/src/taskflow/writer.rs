@@ -180,11 +180,7 @@ impl Writer {
             ..
         } = self;
         let subscribed = subscriptions.snapshot();
-        let committed_state = SqliteCommitted {
-            cache,
-            conn,
-            path,
-        };
+        let committed_state = SqliteCommitted { cache, conn, path };
         let mut view = BatchView::new(&committed_state, next_seq);
         let mut deltas: StatusDeltas = Default::default();
         let mut committed: Vec<Change> = Vec::new();

@@ -1,7 +1,9 @@
 //! The indexed queries behind every read: a flow or task by id, a
 //! session's flows newest first, a flow's tasks, task counts, flow counts
 //! by status, and the sweep's candidates. Each reads only the rows it
-//! answers with (see the indexes of schema version 4).
+//! answers with (see the indexes of schema version 4). The queries name
+//! their index (`INDEXED BY`): the planner has no statistics, and a query
+//! that could no longer use its index fails instead of scanning.
 
 use std::path::Path;
 
@@ -69,7 +71,8 @@ pub(crate) fn owner_flows(
     let sql = concat!(
         "SELECT ",
         flow_columns!(),
-        " FROM flows WHERE owner_key = ?1 ORDER BY created_at DESC, seq DESC"
+        " FROM flows INDEXED BY flows_owner WHERE owner_key = ?1",
+        " ORDER BY created_at DESC, seq DESC"
     );
     collect(conn, path, sql, [owner], flow_from_row)
 }
@@ -83,7 +86,8 @@ pub(crate) fn latest_flow(
     let sql = concat!(
         "SELECT ",
         flow_columns!(),
-        " FROM flows WHERE owner_key = ?1 ORDER BY created_at DESC, seq DESC LIMIT 1"
+        " FROM flows INDEXED BY flows_owner WHERE owner_key = ?1",
+        " ORDER BY created_at DESC, seq DESC LIMIT 1"
     );
     collect(conn, path, sql, [owner], flow_from_row).map(first)
 }
@@ -97,7 +101,7 @@ pub(crate) fn latest_live_flow(
     let sql = concat!(
         "SELECT ",
         flow_columns!(),
-        " FROM flows WHERE owner_key = ?1 AND NOT ",
+        " FROM flows INDEXED BY flows_live WHERE owner_key = ?1 AND NOT ",
         terminal!(),
         " ORDER BY created_at DESC, seq DESC LIMIT 1"
     );
@@ -224,7 +228,8 @@ pub(crate) fn cancel_requested(
     limit: usize,
 ) -> Result<Vec<(i64, String)>, StoreError> {
     let sql = concat!(
-        "SELECT seq, flow_id FROM flows WHERE cancel_requested_at IS NOT NULL AND NOT ",
+        "SELECT seq, flow_id FROM flows INDEXED BY flows_cancel",
+        " WHERE cancel_requested_at IS NOT NULL AND NOT ",
         terminal!(),
         " AND seq > ?1 ORDER BY seq LIMIT ?2"
     );
@@ -253,9 +258,10 @@ pub(crate) fn ended_before(
     limit: usize,
 ) -> Result<Vec<(EndedCursor, String)>, StoreError> {
     let sql = concat!(
-        "SELECT coalesce(ended_at, updated_at), seq, flow_id FROM flows WHERE ",
+        "SELECT coalesce(ended_at, updated_at), seq, flow_id FROM flows INDEXED BY flows_ended",
+        " WHERE ",
         terminal!(),
-        " AND coalesce(ended_at, updated_at) <= ?1",
+        " AND coalesce(ended_at, updated_at) <= ?1 AND coalesce(ended_at, updated_at) >= ?2",
         " AND (coalesce(ended_at, updated_at), seq) > (?2, ?3)",
         " ORDER BY coalesce(ended_at, updated_at), seq LIMIT ?4"
     );

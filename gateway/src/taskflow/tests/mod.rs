@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cache;
 mod children;
 mod concurrency;
 mod crash;

@@ -4,16 +4,16 @@
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RString};
-use openclaw_ffi::outcome::{ErrorCode, MutationCode};
-use openclaw_ffi::records::{FlowRecord, FlowStatus};
-use openclaw_ffi::runtime::WriteOutcome;
 use super::support::*;
 use crate::taskflow::cache::FlowCache;
 use crate::taskflow::metrics::FlowCounts;
 use crate::taskflow::ops::{Answer, Mutation, Op};
 use crate::taskflow::writer::{Replier, Reply, Request, Writer};
 use crate::taskflow::{file, Clock};
+use abi_stable::std_types::{ROption, RString};
+use openclaw_ffi::outcome::{ErrorCode, MutationCode};
+use openclaw_ffi::records::{FlowRecord, FlowStatus};
+use openclaw_ffi::runtime::WriteOutcome;
 
 struct Rig {
     _dir: TempDir,
