@@ -13,8 +13,9 @@ use openclaw_ffi::records::{
     TaskStatus, TaskSummary,
 };
 use openclaw_ffi::runtime::{
-    BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, Settlement,
-    WatchTicket, WriteCompletionBox, WriteOutcome, WriteRequest,
+    BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, ReadCompletionBox,
+    ReadOutcome, ReadRequest, Settlement, WatchTicket, WriteCompletionBox, WriteOutcome,
+    WriteRequest,
 };
 
 use super::error::{internal, invalid_input};
@@ -63,6 +64,30 @@ impl Store {
 }
 
 impl Bound {
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Answers a read on this thread (it may wait on disk).
+    pub(crate) fn read_now(&self, request: &ReadRequest) -> Result<ReadOutcome, TaskFlowError> {
+        let flow =
+            |r: RResult<ROption<FlowRecord>, TaskFlowError>| r.into_result().map(ReadOutcome::Flow);
+        match request {
+            ReadRequest::Get(id) => flow(self.get(id.as_rstr())),
+            ReadRequest::List => self.list().into_result().map(ReadOutcome::Flows),
+            ReadRequest::FindLatest => flow(self.find_latest()),
+            ReadRequest::Resolve(token) => flow(self.resolve(token.as_rstr())),
+            ReadRequest::TaskSummary(id) => self
+                .get_task_summary(id.as_rstr())
+                .into_result()
+                .map(ReadOutcome::Summary),
+        }
+    }
+
     /// Validates a write and turns it into the writer's operation.
     fn write_op(&self, request: WriteRequest) -> Result<Op, TaskFlowError> {
         let owner = Arc::clone(&self.owner);
@@ -339,5 +364,13 @@ impl BoundTaskFlow for Bound {
                 _ => Err(unexpected()),
             }
         })
+    }
+
+    fn read(&self, request: ReadRequest, done: ReadCompletionBox) {
+        // `done` is completed exactly once, inline or by a reader thread; a
+        // fault drops it unanswered, which its owner reports as an error.
+        if catch_unwind(AssertUnwindSafe(|| self.read_async(request, done))).is_err() {
+            log::error!("taskflow store: read fault");
+        }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Files: `options` (configuration), `error`, `model` (entries and field
 //! rules), `cache` (hot flows), `committed` (the writer's lookup of
-//! committed state), `readers` (read connections), `reads` (reading
+//! committed state), `readers` (read connections), `read_pool` (reader threads of
+//! `BoundTaskFlow::read`), `reads` (reading
 //! committed state), `file` (the file on disk: modes,
 //! creating a store, refusing a file that holds none), `schema` (pragmas,
 //! schema version, migrations),
@@ -36,6 +37,7 @@ mod model;
 mod ops;
 mod options;
 mod outbox;
+mod read_pool;
 mod readers;
 mod reads;
 mod rows;

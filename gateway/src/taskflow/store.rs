@@ -20,6 +20,7 @@ use super::metrics::{FlowCounts, StoreMetrics};
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::outbox::{self, OutboxOp, Subscriptions};
+use super::read_pool::{ReadPool, READ_THREADS};
 use super::readers::Readers;
 use super::sweep::{self, SWEEP_CHUNK};
 use super::watch::Watchers;
@@ -39,6 +40,7 @@ pub(super) struct Inner {
     pub(super) cache: Arc<FlowCache>,
     counts: Arc<FlowCounts>,
     pub(super) readers: Readers,
+    read_pool: ReadPool,
     /// The store's lock (see `file::lock`), released by `close`.
     lock: Mutex<Option<File>>,
     subscriptions: Arc<Subscriptions>,
@@ -93,6 +95,7 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        let read_pool = ReadPool::start(&path, READ_THREADS)?;
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.clone(),
@@ -101,6 +104,7 @@ impl Store {
                 cache,
                 counts,
                 readers: Readers::new(path.clone()),
+                read_pool,
                 lock: Mutex::new(Some(lock)),
                 subscriptions,
                 tx: RwLock::new(Some(tx)),
@@ -263,6 +267,10 @@ impl Store {
         &self.inner
     }
 
+    pub(super) fn read_pool(&self) -> &ReadPool {
+        &self.inner.read_pool
+    }
+
     /// Sends one operation to the writer and waits for its answer.
     pub(crate) fn perform(&self, op: Op) -> Reply {
         let (reply, answer) = mpsc::sync_channel(1);
@@ -315,6 +323,8 @@ impl Inner {
             *flag.lock() = true;
             cv.notify_all();
         }
+        // Queued reads are answered first.
+        self.read_pool.stop();
         if let Some((id, handle)) = self.sweeper.lock().take() {
             // The sweeper may itself drop the last handle; never join oneself.
             if id != thread::current().id() && handle.join().is_err() {

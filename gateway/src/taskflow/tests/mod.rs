@@ -13,6 +13,7 @@ mod mutations;
 mod opening;
 mod outbox;
 mod persistence;
+mod reads;
 mod submit;
 mod sweep;
 mod watch;
