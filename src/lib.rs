@@ -43,6 +43,7 @@ pub mod logging;
 pub mod metrics;
 pub mod paths;
 pub mod pipeline;
+pub mod reading;
 pub mod request;
 pub mod response;
 pub mod routes;

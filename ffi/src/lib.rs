@@ -29,7 +29,8 @@
 //! (a method the host lacks runs its default body, which answers
 //! `ErrorCode::UNSUPPORTED`), but a plugin built before methods were
 //! appended is refused by a host that has them, even on a trait the host
-//! implements. Since 0.2.1, `BoundTaskFlow` has `watch` and `unwatch`.
+//! implements. Since 0.2.1, `BoundTaskFlow` has `watch` and `unwatch`; since
+//! 0.2.2, `read` (with `ReadRequest`, `ReadOutcome`, `ReadCompletion`).
 
 // The abi_stable derive and trait macros expand to code that trips these lints.
 #![allow(non_local_definitions, non_camel_case_types, unsafe_code)]

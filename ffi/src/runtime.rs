@@ -5,7 +5,9 @@
 //! so a plugin calls them from a thread that may block, or uses
 //! [`BoundTaskFlow::submit`], which completes through a callback. A read
 //! that waits for a flow to change registers a [`FlowWaker`] with
-//! [`BoundTaskFlow::watch`]; no thread waits for it either.
+//! [`BoundTaskFlow::watch`]; no thread waits for it either. Reads may
+//! wait on disk too: [`BoundTaskFlow::read`] answers through a
+//! [`ReadCompletion`], at once when the host has the answer in memory.
 
 use abi_stable::{
     sabi_trait,
@@ -94,6 +96,44 @@ pub trait WriteCompletion: Send + Sync {
 }
 
 pub type WriteCompletionBox = WriteCompletion_TO<'static, RBox<()>>;
+
+/// A read, as [`BoundTaskFlow::read`] takes it: the input of one of the
+/// reading methods.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum ReadRequest {
+    Get(RString),
+    List,
+    FindLatest,
+    Resolve(RString),
+    TaskSummary(RString),
+}
+
+/// The answer to a [`ReadRequest`], of the matching method's type:
+/// `Flow` for `Get`, `FindLatest` and `Resolve`, `Flows` for `List`,
+/// `Summary` for `TaskSummary`.
+// Passed by value once per read; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub enum ReadOutcome {
+    Flow(ROption<FlowRecord>),
+    Flows(RVec<FlowRecord>),
+    Summary(ROption<TaskSummary>),
+}
+
+/// Receives the answer to a [`BoundTaskFlow::read`]. Implemented by the
+/// caller. The host calls `complete` exactly once: on the calling thread
+/// before `read` returns when it has the answer in memory, otherwise later
+/// from one of its own threads. It must return at once: no blocking, no
+/// calls back into the host.
+#[sabi_trait]
+pub trait ReadCompletion: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn complete(&self, outcome: RResult<ReadOutcome, TaskFlowError>);
+}
+
+pub type ReadCompletionBox = ReadCompletion_TO<'static, RBox<()>>;
 
 /// Wakes a read that waits for a flow to change (see
 /// [`BoundTaskFlow::watch`]). Implemented by the caller.
@@ -333,6 +373,17 @@ pub trait BoundTaskFlow: Send + Sync {
     ) -> RResult<(), TaskFlowError> {
         let _ = (scope, settlements);
         RResult::RErr(unsupported("settle_events"))
+    }
+
+    /// Answers `request` through `done` without making the caller wait on
+    /// disk: inline when the answer is in the host's memory (a hot flow),
+    /// otherwise from a host thread once it has read it. Callers on an
+    /// event loop use this instead of the reading methods. A host without
+    /// it completes `done` with `ErrorCode::UNSUPPORTED` (the caller then
+    /// uses the reading methods).
+    fn read(&self, request: ReadRequest, done: ReadCompletionBox) {
+        let _ = request;
+        done.complete(RResult::RErr(unsupported("read")));
     }
 }
 

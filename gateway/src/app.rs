@@ -285,6 +285,7 @@ fn serve(
     store_options.retention = config.tasks.retention;
     store_options.sweep_interval = config.tasks.sweep_interval;
     store_options.max_store_bytes = config.tasks.max_store_bytes;
+    store_options.cache_max_flows = config.tasks.cache_max_flows;
     let path = store_options.path.clone();
     // A StoreError names the store file itself.
     let store = Store::open(store_options).map_err(|e| e.to_string())?;

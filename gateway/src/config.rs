@@ -79,6 +79,8 @@ pub struct TaskSettings {
     pub sweep_interval: Duration,
     /// Optional quota on the store file; writes beyond it fail with 503.
     pub max_store_bytes: Option<u64>,
+    /// Most flows kept in memory; the others are read from disk.
+    pub cache_max_flows: usize,
 }
 
 /// A parsed config and every problem found in it. `config` is built with
@@ -395,8 +397,14 @@ fn parse_tasks(w: &mut Walker, v: Option<&Value>) -> TaskSettings {
         retention: Duration::from_secs(7 * 24 * 3600),
         sweep_interval: Duration::from_secs(60),
         max_store_bytes: None,
+        cache_max_flows: crate::taskflow::DEFAULT_CACHE_FLOWS,
     };
-    let keys = ["retentionMs", "sweepIntervalMs", "maxStoreBytes"];
+    let keys = [
+        "retentionMs",
+        "sweepIntervalMs",
+        "maxStoreBytes",
+        "cacheMaxFlows",
+    ];
     let Some(obj) = v.and_then(|v| w.object("tasks", v, &keys)) else {
         return tasks;
     };
@@ -418,6 +426,14 @@ fn parse_tasks(w: &mut Walker, v: Option<&Value>) -> TaskSettings {
         65_536,
         u64::MAX,
     );
+    if let Some(n) = w.integer(
+        "tasks.cacheMaxFlows",
+        obj.get("cacheMaxFlows"),
+        1,
+        10_000_000,
+    ) {
+        tasks.cache_max_flows = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     tasks
 }
 

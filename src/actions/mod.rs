@@ -1,19 +1,22 @@
 //! Runs a validated [`Action`] for a route: the child-session guard, then a
-//! read answered at once from the bound TaskFlow, or a write submitted to it
-//! and awaited until durable. No HTTP here; [`run`] is the one entry point.
+//! read submitted to the bound TaskFlow and awaited (answered at once when
+//! the host has it in memory), or a write submitted to it and awaited until
+//! durable. No HTTP here; [`run`] is the one entry point.
 
 mod outcomes;
 
-use abi_stable::std_types::{RResult, RString};
+use abi_stable::std_types::{ROption, RResult, RString};
 use openclaw_ffi::outcome::TaskFlowError;
-use openclaw_ffi::records::FlowRecord;
-use openclaw_ffi::runtime::{BoundTaskFlowBox, IdempotencyClaim, StoredReply, WriteRequest};
+use openclaw_ffi::runtime::{
+    BoundTaskFlowBox, IdempotencyClaim, ReadOutcome, ReadRequest, StoredReply, WriteRequest,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::completion::{self, Keyed, Render, Written};
 use crate::error::{ApiError, Code};
 use crate::idempotency::{self, Marker};
+use crate::reading;
 use crate::request::Action;
 use crate::response;
 use crate::routes::Route;
@@ -94,14 +97,14 @@ pub async fn run(route: &Route, action: Action, key: Option<Key>) -> Answer {
         return e.into();
     }
     let request = match plan(action, &route.controller_id) {
-        Plan::Read(read) => return Answer::Result(self::read(&route.flows, read)),
+        Plan::Read(read) => return Answer::Result(self::read(&route.flows, read).await),
         Plan::WaitThenRead { flow_id, wait } => {
             let _waiting = route.metrics.waiter();
             // However the wait ends, the answer is the flow as it is then.
             if let Err(e) = wait::until_settled(route, &flow_id, wait).await {
                 return e.into();
             }
-            return Answer::Result(read_waited_flow(route.flows.get(flow_id.as_str().into())));
+            return Answer::Result(read_waited_flow(&route.flows, flow_id).await);
         }
         Plan::Write(request) => request,
     };
@@ -138,8 +141,8 @@ fn keyed(route: &Route, key: Key) -> Keyed {
     }
 }
 
-/// What an action does: a read answered at once from memory, a read that
-/// first waits for its flow to change, or a write.
+/// What an action does: a read, a read that first waits for its flow to
+/// change, or a write.
 // Lives on the stack for one request; boxing the write would only allocate.
 #[allow(clippy::large_enum_variant)]
 enum Plan {
@@ -190,23 +193,31 @@ fn plan(action: Action, default_controller: &str) -> Plan {
     Plan::Write(request)
 }
 
-fn read(flows: &BoundTaskFlowBox, read: Read) -> ActionResult {
-    match read {
-        Read::GetFlow(flow_id) => read_flow(flows.get(flow_id.as_str().into())),
-        Read::ListFlows => match flows.list() {
-            RResult::ROk(list) => done(&FlowList {
-                flows: views::flows(&list),
-            }),
-            RResult::RErr(e) => Err(internal(&e)),
-        },
-        Read::FindLatestFlow => read_flow(flows.find_latest()),
-        Read::ResolveFlow(token) => read_flow(flows.resolve(token.as_str().into())),
-        Read::GetTaskSummary(flow_id) => match flows.get_task_summary(flow_id.as_str().into()) {
-            RResult::ROk(summary) => done(&Summary {
-                summary: summary.as_ref().into_option().map(views::SummaryView),
-            }),
-            RResult::RErr(e) => Err(internal(&e)),
-        },
+async fn read(flows: &BoundTaskFlowBox, read: Read) -> ActionResult {
+    let request = match read {
+        Read::GetFlow(flow_id) => ReadRequest::Get(flow_id.into()),
+        Read::ListFlows => ReadRequest::List,
+        Read::FindLatestFlow => ReadRequest::FindLatest,
+        Read::ResolveFlow(token) => ReadRequest::Resolve(token.into()),
+        Read::GetTaskSummary(flow_id) => ReadRequest::TaskSummary(flow_id.into()),
+    };
+    let is_summary = matches!(request, ReadRequest::TaskSummary(_));
+    match reading::read(flows, request).await {
+        RResult::ROk(ReadOutcome::Flow(flow)) if !is_summary => done(&OneFlow {
+            flow: flow.as_ref().into_option().map(views::flow),
+        }),
+        RResult::ROk(ReadOutcome::Flows(list)) => done(&FlowList {
+            flows: views::flows(&list),
+        }),
+        RResult::ROk(ReadOutcome::Summary(summary)) if is_summary => done(&Summary {
+            summary: summary.as_ref().into_option().map(views::SummaryView),
+        }),
+        RResult::ROk(other) => {
+            let _ = other;
+            log::error!(target: "webhooks", "TaskFlow runtime answered a read with another kind of answer");
+            Err(ApiError::new(Code::InternalError))
+        }
+        RResult::RErr(e) => Err(internal(&e)),
     }
 }
 
@@ -227,29 +238,23 @@ struct Summary<'a> {
     summary: Option<views::SummaryView<'a>>,
 }
 
-fn read_flow(
-    res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
-) -> ActionResult {
-    match res {
-        RResult::ROk(flow) => done(&OneFlow {
-            flow: flow.as_ref().into_option().map(views::flow),
-        }),
-        RResult::RErr(e) => Err(internal(&e)),
-    }
-}
-
 /// A waiting read's answer: the flow as it is now, or 404 `not_found`
 /// when there is none (an ordinary `get_flow` answers `flow: null`
 /// instead, as OpenClaw does; a waiting client must not mistake a typo for
 /// a flow that has not changed yet).
-fn read_waited_flow(
-    res: RResult<abi_stable::std_types::ROption<FlowRecord>, TaskFlowError>,
-) -> ActionResult {
-    match res {
-        RResult::ROk(abi_stable::std_types::RNone) => Err(ApiError::new(Code::NotFound)
+async fn read_waited_flow(flows: &BoundTaskFlowBox, flow_id: String) -> ActionResult {
+    match reading::read(flows, ReadRequest::Get(flow_id.into())).await {
+        RResult::ROk(ReadOutcome::Flow(ROption::RSome(flow))) => done(&OneFlow {
+            flow: Some(views::flow(&flow)),
+        }),
+        RResult::ROk(ReadOutcome::Flow(ROption::RNone)) => Err(ApiError::new(Code::NotFound)
             .with_message(texts::TASKFLOW_NOT_FOUND)
             .with_result(raw(&OneFlow { flow: None })?)),
-        other => read_flow(other),
+        RResult::ROk(_) => {
+            log::error!(target: "webhooks", "TaskFlow runtime answered a read with another kind of answer");
+            Err(ApiError::new(Code::InternalError))
+        }
+        RResult::RErr(e) => Err(internal(&e)),
     }
 }
 

@@ -104,3 +104,36 @@ fn a_store_that_cannot_persist_answers_503_and_keeps_what_was_acknowledged() {
         "the failed write left no trace"
     );
 }
+
+#[test]
+fn a_gateway_caching_ten_flows_serves_forty_exactly_before_and_after_kill_9() {
+    let config = gateway_config(
+        json!({"routes": {"zapier": route(json!({}))}}),
+        json!({"tasks": {"cacheMaxFlows": 10}}),
+    );
+    let gw = Gateway::start(&config);
+    let mut flows: Vec<Value> = (0..40).map(|i| gw.create_flow(&format!("g{i}"))).collect();
+    for flow in flows.iter_mut().step_by(4) {
+        let res = gw.action(json!({"action": "set_waiting", "flowId": flow["flowId"], "expectedRevision": 0, "currentStep": "step"}));
+        assert_eq!(res.status, 200);
+        *flow = res.json["result"]["flow"].clone();
+    }
+    // A stale revision on a flow long out of the cache still conflicts.
+    let stale = gw.action(
+        json!({"action": "finish_flow", "flowId": flows[0]["flowId"], "expectedRevision": 0}),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.json);
+    let check = |gw: &Gateway| {
+        for flow in &flows {
+            let got = gw.action(json!({"action": "get_flow", "flowId": flow["flowId"]}));
+            assert_eq!(got.json["result"]["flow"], *flow);
+        }
+        let listed = gw.action(json!({"action": "list_flows"}));
+        let newest_first: Vec<Value> = flows.iter().rev().cloned().collect();
+        assert_eq!(listed.json["result"]["flows"], json!(newest_first));
+    };
+    check(&gw);
+    let dir = gw.kill9();
+    let gw = Gateway::start_in(dir, &config, &[]);
+    check(&gw);
+}

@@ -27,6 +27,16 @@ fn an_empty_config_has_the_documented_defaults() {
     assert_eq!(c.gateway.port, 18789);
     assert!(c.plugins.is_empty());
     assert_eq!(c.tasks.retention, Duration::from_secs(604_800));
+    assert_eq!(c.tasks.cache_max_flows, 20_000);
+}
+
+#[test]
+fn the_flow_cache_size_is_read_and_checked() {
+    let c = parse_text("{ tasks: { cacheMaxFlows: 100 } }").unwrap();
+    assert_eq!(c.tasks.cache_max_flows, 100);
+    let errors = parse_text("{ tasks: { cacheMaxFlows: 0 } }").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("tasks.cacheMaxFlows: "), "{errors:?}");
 }
 
 #[test]

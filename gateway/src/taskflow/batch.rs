@@ -1,35 +1,59 @@
-//! The batch overlay: committed state as the index holds it, plus the
-//! changes staged by earlier operations of the same batch, so each
-//! operation is evaluated against everything before it.
+//! The batch overlay: committed state (looked up through [`Committed`])
+//! plus the changes staged by earlier operations of the same batch, so
+//! each operation is evaluated against everything before it.
+//!
+//! A lookup that fails (a disk error, an undecodable row) reads as
+//! absent and marks the view failed; the writer then refuses the
+//! operation with `PERSIST_FAILED` instead of trusting its evaluation.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use abi_stable::std_types::RString;
 
-use super::index::Index;
+use super::committed::Committed;
+use super::error::{read_failed, StoreError};
 use super::model::{new_id, FlowEntry, TaskEntry};
 use super::ops::Change;
 
 /// Committed state plus the changes applied earlier in this batch.
 pub(crate) struct BatchView<'a> {
-    index: &'a Index,
+    committed: &'a dyn Committed,
     flows: HashMap<String, Option<Arc<FlowEntry>>>,
     tasks: HashMap<String, Option<Arc<TaskEntry>>>,
+    /// Committed flows already looked up in this batch.
+    seen: RefCell<HashMap<String, Option<Arc<FlowEntry>>>>,
     /// Flow id -> ids of tasks linked to it that are new in this batch.
     added_tasks: HashMap<String, Vec<String>>,
     next_seq: &'a mut u64,
+    failed: Cell<bool>,
 }
 
 impl<'a> BatchView<'a> {
-    pub fn new(index: &'a Index, next_seq: &'a mut u64) -> Self {
+    pub fn new(committed: &'a dyn Committed, next_seq: &'a mut u64) -> Self {
         Self {
-            index,
+            committed,
             flows: HashMap::new(),
             tasks: HashMap::new(),
+            seen: RefCell::default(),
             added_tasks: HashMap::new(),
             next_seq,
+            failed: Cell::new(false),
         }
+    }
+
+    /// Whether a lookup failed since the last call (and clears it).
+    pub fn take_failure(&self) -> bool {
+        self.failed.replace(false)
+    }
+
+    fn checked<T: Default>(&self, result: Result<T, StoreError>) -> T {
+        result.unwrap_or_else(|err| {
+            read_failed(&err);
+            self.failed.set(true);
+            T::default()
+        })
     }
 
     /// A random id not used by any flow or task.
@@ -50,10 +74,17 @@ impl<'a> BatchView<'a> {
     }
 
     pub fn flow(&self, flow_id: &str) -> Option<Arc<FlowEntry>> {
-        match self.flows.get(flow_id) {
-            Some(staged) => staged.clone(),
-            None => self.index.flow(flow_id).cloned(),
+        if let Some(staged) = self.flows.get(flow_id) {
+            return staged.clone();
         }
+        if let Some(seen) = self.seen.borrow().get(flow_id) {
+            return seen.clone();
+        }
+        let found = self.checked(self.committed.flow(flow_id));
+        self.seen
+            .borrow_mut()
+            .insert(flow_id.to_owned(), found.clone());
+        found
     }
 
     /// The flow if `owner` owns it; otherwise it does not exist.
@@ -64,17 +95,27 @@ impl<'a> BatchView<'a> {
     pub fn task(&self, task_id: &str) -> Option<Arc<TaskEntry>> {
         match self.tasks.get(task_id) {
             Some(staged) => staged.clone(),
-            None => self.index.task(task_id).cloned(),
+            None => self.checked(self.committed.task(task_id)),
         }
     }
 
     /// Tasks linked to the flow, newest first.
     pub fn flow_tasks(&self, flow_id: &str) -> Vec<Arc<TaskEntry>> {
-        let committed = self.index.flow_tasks(flow_id).map(|t| t.id().to_owned());
-        let added = self.added_tasks.get(flow_id).into_iter().flatten().cloned();
+        let committed = self.checked(self.committed.flow_tasks(flow_id));
+        let committed = committed
+            .into_iter()
+            .filter_map(|t| match self.tasks.get(t.id()) {
+                Some(staged) => staged.clone(),
+                None => Some(t),
+            });
+        let added = self
+            .added_tasks
+            .get(flow_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id).cloned().flatten());
         let mut out: Vec<Arc<TaskEntry>> = committed
             .chain(added)
-            .filter_map(|id| self.task(&id))
             .filter(|t| t.flow_id() == Some(flow_id))
             .collect();
         out.sort_by_key(|t| t.order_key());
@@ -94,8 +135,9 @@ impl<'a> BatchView<'a> {
                     self.flows.insert(f.id().to_owned(), Some(Arc::clone(f)));
                 }
                 Change::PutTask(t) => {
-                    let is_new = self.task(t.id()).is_none();
-                    if is_new {
+                    // Listed with the flow's tasks whether or not it is new:
+                    // `flow_tasks` keeps one copy of each task.
+                    if !self.tasks.contains_key(t.id()) {
                         if let Some(flow_id) = t.flow_id() {
                             self.added_tasks
                                 .entry(flow_id.to_owned())

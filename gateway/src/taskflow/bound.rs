@@ -1,6 +1,7 @@
 //! Binding a session (`Store::bind`) and `Bound`, one session's view of the
 //! store, implementing the stable-ABI `BoundTaskFlow` trait. Reads come from
-//! the index; writes go to the writer. No panic leaves a method.
+//! the cache or indexed queries (`reads`); writes go to the writer. No
+//! panic leaves a method.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -9,17 +10,17 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use openclaw_ffi::outcome::{CancelOutcome, MutationOutcome, RunTaskOutcome, TaskFlowError};
 use openclaw_ffi::records::{
     CreateFlow, Fail, Finish, FlowRecord, FlowStatus, RequestCancel, Resume, RunTask, SetWaiting,
-    TaskRuntime, TaskStatus, TaskSummary,
+    TaskStatus, TaskSummary,
 };
 use openclaw_ffi::runtime::{
-    BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, Settlement,
-    WatchTicket, WriteCompletionBox, WriteOutcome, WriteRequest,
+    BoundTaskFlow, DueEvents, EventWakerBox, FlowWakerBox, IdempotencyClaim, ReadCompletionBox,
+    ReadOutcome, ReadRequest, Settlement, WatchTicket, WriteCompletionBox, WriteOutcome,
+    WriteRequest,
 };
 
 use super::error::{internal, invalid_input};
-use super::index::Index;
 use super::keys::Claim;
-use super::model::{check_json, is_terminal, FlowEntry};
+use super::model::check_json;
 use super::ops::{Answer, Mutation, Op};
 use super::outbox::OutboxOp;
 use super::store::Store;
@@ -63,15 +64,28 @@ impl Store {
 }
 
 impl Bound {
-    fn owned(&self, flow_id: &str) -> Option<Arc<FlowEntry>> {
-        self.store
-            .read(|index| index.owned_flow(&self.owner, flow_id).cloned())
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// The owner's flows, newest first, copied out of the lock.
-    fn owned_flows(&self) -> Vec<Arc<FlowEntry>> {
-        self.store
-            .read(|index| index.owner_flows(&self.owner).cloned().collect())
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Answers a read on this thread (it may wait on disk).
+    pub(crate) fn read_now(&self, request: &ReadRequest) -> Result<ReadOutcome, TaskFlowError> {
+        let flow =
+            |r: RResult<ROption<FlowRecord>, TaskFlowError>| r.into_result().map(ReadOutcome::Flow);
+        match request {
+            ReadRequest::Get(id) => flow(self.get(id.as_rstr())),
+            ReadRequest::List => self.list().into_result().map(ReadOutcome::Flows),
+            ReadRequest::FindLatest => flow(self.find_latest()),
+            ReadRequest::Resolve(token) => flow(self.resolve(token.as_rstr())),
+            ReadRequest::TaskSummary(id) => self
+                .get_task_summary(id.as_rstr())
+                .into_result()
+                .map(ReadOutcome::Summary),
+        }
     }
 
     /// Validates a write and turns it into the writer's operation.
@@ -146,35 +160,6 @@ fn write_outcome(answer: Answer) -> Result<WriteOutcome, TaskFlowError> {
     }
 }
 
-/// The task counts of the owner's flow; `None` when the owner has no such
-/// flow.
-fn summary(index: &Index, owner: &str, flow_id: &str) -> Option<TaskSummary> {
-    index.owned_flow(owner, flow_id)?;
-    let mut s = TaskSummary::default();
-    for task in index.flow_tasks(flow_id) {
-        let r = &task.record;
-        s.total += 1;
-        if r.status.is_active() {
-            s.active += 1;
-        } else {
-            s.terminal += 1;
-        }
-        if matches!(
-            r.status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
-        ) {
-            s.failures += 1;
-        }
-        if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == r.status) {
-            s.by_status[i] += 1;
-        }
-        if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == r.runtime) {
-            s.by_runtime[i] += 1;
-        }
-    }
-    Some(s)
-}
-
 impl BoundTaskFlow for Bound {
     fn session_key(&self) -> RString {
         RString::from(&*self.owner)
@@ -189,47 +174,35 @@ impl BoundTaskFlow for Bound {
 
     fn get(&self, flow_id: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            Ok(self
-                .owned(flow_id.as_str())
-                .map(|f| f.record.clone())
-                .into())
+            let flow = self.store.flow(&self.owner, flow_id.as_str())?;
+            Ok(flow.map(|f| f.record.clone()).into())
         })
     }
 
     fn list(&self) -> RResult<RVec<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            Ok(self
-                .owned_flows()
-                .iter()
-                .map(|f| f.record.clone())
-                .collect())
+            let flows = self.store.owner_flows(&self.owner)?;
+            Ok(flows.into_iter().map(|f| f.record).collect())
         })
     }
 
     fn find_latest(&self) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            let latest = self
-                .store
-                .read(|index| index.owner_flows(&self.owner).next().cloned());
-            Ok(latest.map(|f| f.record.clone()).into())
+            let latest = self.store.latest_flow(&self.owner)?;
+            Ok(latest.map(|f| f.record).into())
         })
     }
 
     fn resolve(&self, token: RStr<'_>) -> RResult<ROption<FlowRecord>, TaskFlowError> {
         guarded(|| {
-            if let Some(flow) = self.owned(token.as_str()) {
+            if let Some(flow) = self.store.flow(&self.owner, token.as_str())? {
                 return Ok(ROption::RSome(flow.record.clone()));
             }
             if token.as_str().trim() != &*self.owner {
                 return Ok(ROption::RNone);
             }
-            let live = self.store.read(|index| {
-                index
-                    .owner_flows(&self.owner)
-                    .find(|f| !is_terminal(&f.record))
-                    .cloned()
-            });
-            Ok(live.map(|f| f.record.clone()).into())
+            let live = self.store.latest_live_flow(&self.owner)?;
+            Ok(live.map(|f| f.record).into())
         })
     }
 
@@ -237,7 +210,7 @@ impl BoundTaskFlow for Bound {
         guarded(|| {
             Ok(self
                 .store
-                .read(|index| summary(index, &self.owner, flow_id.as_str()))
+                .task_summary(&self.owner, flow_id.as_str())?
                 .into())
         })
     }
@@ -391,5 +364,13 @@ impl BoundTaskFlow for Bound {
                 _ => Err(unexpected()),
             }
         })
+    }
+
+    fn read(&self, request: ReadRequest, done: ReadCompletionBox) {
+        // `done` is completed exactly once, inline or by a reader thread; a
+        // fault drops it unanswered, which its owner reports as an error.
+        if catch_unwind(AssertUnwindSafe(|| self.read_async(request, done))).is_err() {
+            log::error!("taskflow store: read fault");
+        }
     }
 }

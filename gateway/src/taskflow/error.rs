@@ -90,6 +90,30 @@ impl fmt::Display for StoreError {
             "cannot open the TaskFlow store {}: ",
             self.path().display()
         )?;
+        self.detail(f)
+    }
+}
+
+/// A failure of a read of an open store: logged with what failed (the
+/// row it names, if any), answered as `INTERNAL`.
+pub(crate) fn read_failed(err: &StoreError) -> TaskFlowError {
+    struct Detail<'a>(&'a StoreError);
+    impl fmt::Display for Detail<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.detail(f)
+        }
+    }
+    log::error!(
+        "taskflow store {}: a read failed: {}",
+        err.path().display(),
+        Detail(err)
+    );
+    internal("TaskFlow store read failed.")
+}
+
+impl StoreError {
+    /// What went wrong, without the file's name.
+    fn detail(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { action, source, .. } => write!(f, "{action}: {source}"),
             Self::Sqlite { action, source, .. } => write!(f, "{action}: {source}"),

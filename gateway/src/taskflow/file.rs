@@ -51,8 +51,32 @@ fn wal_note(path: &Path) -> Result<String, StoreError> {
     })
 }
 
+/// Takes the store's lock: an exclusive advisory lock on `<file>-lock`,
+/// held as long as the returned file is open. One process owns a store;
+/// a second one is refused at once. (The lock is on a file of its own:
+/// closing any other descriptor of the database would drop SQLite's own
+/// locks.)
+pub(crate) fn lock(path: &Path) -> Result<File, StoreError> {
+    prepare_dir(path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(sibling(path, "-lock"))
+        .map_err(io_err(path, "cannot open the lock file"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(path, "cannot lock the file")(e)),
+    }
+}
+
 /// Opens the store at `path`: creates a new store where no file exists,
 /// refuses a file that holds none, and otherwise opens and migrates it.
+/// The caller holds the store's [`lock`].
 pub(crate) fn open(path: &Path, max_store_bytes: Option<u64>) -> Result<Connection, StoreError> {
     prepare_dir(path)?;
     match file_len(path, path)? {
@@ -135,6 +159,7 @@ pub(crate) fn harden_modes(path: &Path) -> Result<(), StoreError> {
         path.to_path_buf(),
         sibling(path, "-wal"),
         sibling(path, "-shm"),
+        sibling(path, "-lock"),
     ];
     for name in names.iter().filter(|n| n.exists()) {
         std::fs::set_permissions(name, std::fs::Permissions::from_mode(0o600))

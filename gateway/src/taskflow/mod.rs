@@ -1,14 +1,17 @@
-//! The durable TaskFlow store: managed flows and their child task records,
-//! kept in memory for reads and written through one SQLite writer thread
-//! with group commit.
+//! The durable TaskFlow store: managed flows and their child task records
+//! in SQLite, read through a bounded cache of hot flows and indexed
+//! queries, and written through one writer thread with group commit.
 //!
-//! - [`Store`] opens the file, loads everything, runs the writer and the
+//! - [`Store`] opens the file (loading no flow), runs the writer and the
 //!   maintenance sweeper, and hands out [`Bound`] session views
 //!   ([`Store::bind`]).
 //! - [`Bound`] implements `openclaw_ffi::runtime::BoundTaskFlow`.
 //!
 //! Files: `options` (configuration), `error`, `model` (entries and field
-//! rules), `index` (in-memory state), `file` (the file on disk: modes,
+//! rules), `cache` (hot flows), `committed` (the writer's lookup of
+//! committed state), `readers` (read connections), `read_pool` (reader threads of
+//! `BoundTaskFlow::read`), `reads` (reading
+//! committed state), `file` (the file on disk: modes,
 //! creating a store, refusing a file that holds none), `schema` (pragmas,
 //! schema version, migrations),
 //! `rows` (row mapping), `keys` (idempotency records), `outbox` (events
@@ -18,21 +21,25 @@
 //! (run_task, cancel), `sweep` (maintenance), `watch` (the wakers of
 //! waiting reads), `writer` (group commit),
 //! `store` (the handle), `bound` (binding and the session view),
-//! `metrics` (commit histograms; flows by status come from the index).
+//! `metrics` (commit histograms, flows by status).
 
 mod batch;
 mod bound;
+mod cache;
 mod children;
+mod committed;
 mod error;
 mod file;
 mod flows;
-mod index;
 mod keys;
 mod metrics;
 mod model;
 mod ops;
 mod options;
 mod outbox;
+mod read_pool;
+mod readers;
+mod reads;
 mod rows;
 mod schema;
 mod store;
@@ -44,6 +51,7 @@ mod writer;
 mod tests;
 
 pub use bound::Bound;
+pub use cache::DEFAULT_CACHE_FLOWS;
 pub use error::StoreError;
 pub use metrics::StoreMetrics;
 pub use ops::SweepReport;

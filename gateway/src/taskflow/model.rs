@@ -33,10 +33,6 @@ impl FlowEntry {
     pub fn id(&self) -> &str {
         self.record.flow_id.as_str()
     }
-
-    pub fn order_key(&self) -> OrderKey {
-        order_key(self.record.created_at, self.seq)
-    }
 }
 
 /// A child task as kept in memory and on disk.

@@ -1,4 +1,5 @@
-//! Store configuration: the file, retention, sweep period, quota and clock.
+//! Store configuration: the file, retention, sweep period, quota, cache
+//! size and clock.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub struct StoreOptions {
     /// Optional size quota; a write that would grow the file beyond it fails
     /// with `PERSIST_FAILED`.
     pub max_store_bytes: Option<u64>,
+    /// Most flows kept in memory (the cache of hot flows); the others are
+    /// read from disk when asked for.
+    pub cache_max_flows: usize,
     pub clock: Clock,
 }
 
@@ -63,6 +67,7 @@ impl StoreOptions {
             retention: Self::DEFAULT_RETENTION,
             sweep_interval: Self::DEFAULT_SWEEP_INTERVAL,
             max_store_bytes: None,
+            cache_max_flows: super::DEFAULT_CACHE_FLOWS,
             clock: Clock::system(),
         }
     }

@@ -1,5 +1,6 @@
-//! Mapping between rows and records: loading everything at open, and the
-//! upsert/delete statements the writer stages.
+//! Mapping between rows and records: decoding a row (an invalid one is
+//! refused naming it), and the upsert/delete statements the writer stages.
+//! The indexed queries every read runs are in `rows/reads.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,10 +31,13 @@ macro_rules! task_columns {
     };
 }
 
+mod reads;
+pub(crate) use reads::*;
+
 /// Controller id given to restored managed rows that lack one.
 const LEGACY_CONTROLLER: &str = "core/legacy-restored";
 
-fn int(v: u64) -> i64 {
+pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -100,23 +104,8 @@ fn check_json(
     Ok(())
 }
 
-/// Loads every flow, in creation order. Any invalid row fails the whole load.
-pub(crate) fn load_flows(conn: &Connection, path: &Path) -> Result<Vec<FlowEntry>, StoreError> {
-    let sql = concat!("SELECT ", flow_columns!(), " FROM flows ORDER BY seq");
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(sqlite_err(path, "cannot read flows"))?;
-    let mut rows = stmt
-        .query([])
-        .map_err(sqlite_err(path, "cannot read flows"))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sqlite_err(path, "cannot read flows"))? {
-        out.push(flow_from_row(row, path)?);
-    }
-    Ok(out)
-}
-
-fn flow_from_row(row: &Row<'_>, path: &Path) -> Result<FlowEntry, StoreError> {
+/// Decodes a row selected with `flow_columns!()`.
+pub(crate) fn flow_from_row(row: &Row<'_>, path: &Path) -> Result<FlowEntry, StoreError> {
     let bad = sqlite_err(path, "cannot decode flow row");
     let id: String = row.get(0).map_err(&bad)?;
     let sync_raw: String = row.get(3).map_err(&bad)?;
@@ -165,23 +154,8 @@ fn flow_from_row(row: &Row<'_>, path: &Path) -> Result<FlowEntry, StoreError> {
     })
 }
 
-/// Loads every task, in creation order. Any invalid row fails the whole load.
-pub(crate) fn load_tasks(conn: &Connection, path: &Path) -> Result<Vec<TaskEntry>, StoreError> {
-    let sql = concat!("SELECT ", task_columns!(), " FROM tasks ORDER BY seq");
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(sqlite_err(path, "cannot read tasks"))?;
-    let mut rows = stmt
-        .query([])
-        .map_err(sqlite_err(path, "cannot read tasks"))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sqlite_err(path, "cannot read tasks"))? {
-        out.push(task_from_row(row, path)?);
-    }
-    Ok(out)
-}
-
-fn task_from_row(row: &Row<'_>, path: &Path) -> Result<TaskEntry, StoreError> {
+/// Decodes a row selected with `task_columns!()`.
+pub(crate) fn task_from_row(row: &Row<'_>, path: &Path) -> Result<TaskEntry, StoreError> {
     let bad = sqlite_err(path, "cannot decode task row");
     let id: String = row.get(0).map_err(&bad)?;
     let runtime_raw: String = row.get(3).map_err(&bad)?;

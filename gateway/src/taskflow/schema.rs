@@ -4,15 +4,18 @@
 use std::path::Path;
 
 use rusqlite::config::DbConfig;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{sqlite_err, StoreError};
 
 /// Ordered migrations; migration `i` brings the schema to version `i + 1`.
 ///
 /// Rows are keyed by `seq` (creation order, the rowid) so that inserts append
-/// and a batch dirties few pages; ids are random UUIDs whose uniqueness the
-/// writer checks in memory and `open` re-checks, so they carry no index.
+/// and a batch dirties few pages. Since version 4 every read is an indexed
+/// query (nothing is loaded at open): ids are unique indexes, and partial
+/// indexes hold the few rows the sweep and `resolve` look for. The
+/// terminal predicate in those indexes is written exactly as the queries
+/// in `queries` write it (SQLite uses a partial index only then).
 const MIGRATIONS: &[&str] = &[
     // 1: initial tables.
     "CREATE TABLE flows (
@@ -98,7 +101,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_due ON outbox(scope, next_attempt_at) WHERE settled_at IS NULL;
     CREATE INDEX outbox_open ON outbox(scope, flow_id, revision) WHERE settled_at IS NULL;
     CREATE INDEX outbox_settled ON outbox(settled_at) WHERE settled_at IS NOT NULL;",
+    // 4: reads served by indexed queries instead of a full load at open.
+    // `flows_owner` (owner_key, created_at) already orders a session's
+    // flows newest first (the rowid `seq` breaks ties).
+    "CREATE UNIQUE INDEX flows_id ON flows(flow_id);
+    CREATE UNIQUE INDEX tasks_id ON tasks(task_id);
+    CREATE INDEX flows_status ON flows(status);
+    CREATE INDEX flows_live ON flows(owner_key, created_at)
+        WHERE NOT (status IN ('succeeded', 'failed', 'cancelled', 'lost')
+            OR (status = 'blocked' AND ended_at IS NOT NULL));
+    CREATE INDEX flows_cancel ON flows(seq)
+        WHERE cancel_requested_at IS NOT NULL
+        AND NOT (status IN ('succeeded', 'failed', 'cancelled', 'lost')
+            OR (status = 'blocked' AND ended_at IS NOT NULL));
+    CREATE INDEX flows_ended ON flows(coalesce(ended_at, updated_at), seq)
+        WHERE (status IN ('succeeded', 'failed', 'cancelled', 'lost')
+            OR (status = 'blocked' AND ended_at IS NOT NULL));",
 ];
+
+/// The version whose migration makes ids unique; a store migrating to it
+/// is first checked for duplicates, so that the refusal names the row.
+const UNIQUE_IDS_VERSION: i64 = 4;
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -111,9 +134,8 @@ pub(crate) fn open_connection(
     let conn = Connection::open(path).map_err(sqlite_err(path, "cannot open"))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sqlite_err(path, "cannot set busy timeout"))?;
-    // One process owns the file: the in-memory index is the authority.
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-        .map_err(sqlite_err(path, "cannot set locking mode"))?;
+    // One process owns the file (see `file::lock`); its reader threads
+    // share it, so the locking mode stays NORMAL.
     let version = stored_version(&conn, path)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -144,6 +166,22 @@ pub(crate) fn open_connection(
         conn.pragma_update(None, "max_page_count", pages.max(1))
             .map_err(sqlite_err(path, "cannot set size quota"))?;
     }
+    Ok(conn)
+}
+
+/// A query-only connection for the readers of the store that owns the
+/// file (WAL: readers never block the writer, nor it them). It is opened
+/// read-write so that it can open the WAL's files however the writer
+/// left them, and refuses writes (`query_only`).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(sqlite_err(path, "cannot open a reader"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sqlite_err(path, "cannot set busy timeout"))?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(sqlite_err(path, "cannot make a reader query-only"))?;
     Ok(conn)
 }
 
@@ -210,6 +248,9 @@ fn migrate(conn: &Connection, path: &Path, from: i64) -> Result<(), StoreError> 
     if start >= MIGRATIONS.len() {
         return Ok(());
     }
+    if from > 0 && from < UNIQUE_IDS_VERSION {
+        refuse_duplicates(conn, path)?;
+    }
     let tx = conn
         .unchecked_transaction()
         .map_err(sqlite_err(path, "cannot begin migration"))?;
@@ -221,6 +262,32 @@ fn migrate(conn: &Connection, path: &Path, from: i64) -> Result<(), StoreError> 
         .map_err(sqlite_err(path, "cannot record schema version"))?;
     tx.commit()
         .map_err(sqlite_err(path, "cannot commit migration"))?;
+    Ok(())
+}
+
+/// Refuses a store in which two rows share an id, naming the first.
+fn refuse_duplicates(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    for (kind, sql) in [
+        (
+            "flow",
+            "SELECT flow_id FROM flows GROUP BY flow_id HAVING count(*) > 1 LIMIT 1",
+        ),
+        (
+            "task",
+            "SELECT task_id FROM tasks GROUP BY task_id HAVING count(*) > 1 LIMIT 1",
+        ),
+    ] {
+        let found: Option<String> = conn
+            .query_row(sql, [], |row| row.get(0))
+            .optional()
+            .map_err(sqlite_err(path, "cannot check ids"))?;
+        if let Some(id) = found {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("{kind} row {id}: duplicate id"),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
-//! The store handle: opening (files, schema, load), the writer and sweeper
-//! threads, reading the index, submitting operations, and closing.
+//! The store handle: opening (files, schema, counts; no flow is loaded),
+//! the writer and sweeper threads, submitting operations, and closing.
+//! Reads are in `reads`.
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Weak};
@@ -10,16 +12,18 @@ use std::time::Duration;
 use openclaw_ffi::records::FlowStatus;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::cache::FlowCache;
 use super::error::sqlite_err;
 use super::error::{internal, persist_failed, StoreError};
-use super::index::Index;
 use super::keys::Claim;
-use super::metrics::StoreMetrics;
+use super::metrics::{FlowCounts, StoreMetrics};
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::outbox::{self, OutboxOp, Subscriptions};
+use super::read_pool::{ReadPool, READ_THREADS};
+use super::readers::Readers;
 use super::sweep::{self, SWEEP_CHUNK};
-use super::watch::{settles, Watchers};
+use super::watch::Watchers;
 use super::writer::{Replier, Reply, Request, Writer};
 use super::{file, rows};
 
@@ -29,25 +33,23 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    path: PathBuf,
+pub(super) struct Inner {
+    pub(super) path: PathBuf,
     retention_ms: u64,
     clock: Clock,
-    index: Arc<RwLock<Index>>,
+    pub(super) cache: Arc<FlowCache>,
+    counts: Arc<FlowCounts>,
+    pub(super) readers: Readers,
+    read_pool: ReadPool,
+    /// The store's lock (see `file::lock`), released by `close`.
+    lock: Mutex<Option<File>>,
     subscriptions: Arc<Subscriptions>,
     tx: RwLock<Option<Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     sweeper: Mutex<Option<(ThreadId, JoinHandle<()>)>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    watchers: Arc<Watchers>,
+    pub(super) watchers: Arc<Watchers>,
     metrics: StoreMetrics,
-}
-
-fn duplicate(path: &std::path::Path, kind: &str, id: &str) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail: format!("{kind} row {id}: duplicate id"),
-    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -56,31 +58,20 @@ fn millis(d: Duration) -> u64 {
 
 impl Store {
     /// Opens the store (creating it where no file exists, migrating an
-    /// older schema, refusing a file that holds no store), loads every flow
-    /// and task into memory, and starts the writer and sweeper threads.
+    /// older schema, refusing a file that holds no store or is in use),
+    /// counts its flows by status from an index, and starts the writer and
+    /// sweeper threads. No flow is loaded: reads go to the cache of
+    /// `cache_max_flows` hot flows, then to SQLite.
     pub fn open(options: StoreOptions) -> Result<Store, StoreError> {
         let path = options.path.clone();
+        let lock = file::lock(&path)?;
         let conn = file::open(&path, options.max_store_bytes)?;
-        let mut index = Index::default();
-        let mut next_seq = 0u64;
-        for flow in rows::load_flows(&conn, &path)? {
-            if index.flow(flow.id()).is_some() {
-                return Err(duplicate(&path, "flow", flow.id()));
-            }
-            next_seq = next_seq.max(flow.seq.saturating_add(1));
-            index.put_flow(Arc::new(flow));
-        }
-        for task in rows::load_tasks(&conn, &path)? {
-            if index.task(task.id()).is_some() {
-                return Err(duplicate(&path, "task", task.id()));
-            }
-            next_seq = next_seq.max(task.seq.saturating_add(1));
-            index.put_task(Arc::new(task));
-        }
+        let counts = Arc::new(FlowCounts::new(rows::status_counts(&conn, &path)?));
+        let next_seq = rows::next_seq(&conn, &path)?;
         let (pending, dead) =
             outbox::open_counts(&conn).map_err(sqlite_err(&path, "cannot count outbox events"))?;
         file::harden_modes(&path)?;
-        let index = Arc::new(RwLock::new(index));
+        let cache = Arc::new(FlowCache::new(options.cache_max_flows));
         let subscriptions = Arc::new(Subscriptions::default());
         let (tx, rx) = mpsc::channel::<Request>();
         let watchers = Arc::new(Watchers::default());
@@ -88,7 +79,8 @@ impl Store {
         let writer = Writer {
             conn,
             path: path.clone(),
-            index: Arc::clone(&index),
+            cache: Arc::clone(&cache),
+            counts: Arc::clone(&counts),
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),
             next_seq,
@@ -103,12 +95,17 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        let read_pool = ReadPool::start(&path, READ_THREADS)?;
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.clone(),
                 retention_ms: millis(options.retention),
                 clock: options.clock,
-                index,
+                cache,
+                counts,
+                readers: Readers::new(path.clone()),
+                read_pool,
+                lock: Mutex::new(Some(lock)),
                 subscriptions,
                 tx: RwLock::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -150,18 +147,28 @@ impl Store {
     /// Runs one maintenance pass now and reports what it changed.
     pub fn sweep_now(&self) -> SweepReport {
         let now = self.inner.clock.now();
-        let (finalize, prune) = sweep::scan(&self.inner.index.read(), now, self.inner.retention_ms);
         let mut report = SweepReport::default();
-        let chunks = finalize.len().max(prune.len()).div_ceil(SWEEP_CHUNK);
-        for i in 0..chunks {
-            let range = |v: &Vec<String>| {
-                let start = (i * SWEEP_CHUNK).min(v.len());
-                let end = ((i + 1) * SWEEP_CHUNK).min(v.len());
-                v[start..end].to_vec()
+        // Candidates come from indexed queries, a chunk at a time; the
+        // writer re-checks each one before it changes anything.
+        let mut finalize = sweep::Candidates::new(now, self.inner.retention_ms);
+        loop {
+            let chunk = self
+                .inner
+                .readers
+                .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK));
+            let (finalize_ids, prune_ids) = match chunk {
+                Ok(chunk) => chunk,
+                Err(err) => {
+                    super::error::read_failed(&err);
+                    break;
+                }
             };
+            if finalize_ids.is_empty() && prune_ids.is_empty() {
+                break;
+            }
             let op = Op::Sweep {
-                finalize: range(&finalize),
-                prune: range(&prune),
+                finalize: finalize_ids,
+                prune: prune_ids,
             };
             match self.perform(op) {
                 Ok(Answer::Sweep(r)) => report.add(r),
@@ -243,55 +250,25 @@ impl Store {
 
     /// How many flows the store holds in each status, of every owner.
     pub fn flows_by_status(&self) -> [(FlowStatus, usize); 8] {
-        self.read(|index| index.status_counts())
+        self.inner.counts.snapshot()
     }
 
     /// How many flows the store holds, of every owner.
     pub fn flow_count(&self) -> usize {
-        self.read(Index::flow_count)
+        self.flows_by_status().iter().map(|(_, n)| n).sum()
     }
 
-    /// Runs `f` on the committed state. Reads never touch disk; `f` runs
-    /// under the index's read lock, so it should copy out what it needs.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
-        f(&self.inner.index.read())
+    /// How many flows the cache holds now.
+    pub fn cached_flows(&self) -> usize {
+        self.inner.cache.len()
     }
 
-    /// Registers `waker` to be woken once `owner`'s flow `flow_id` is
-    /// settled for a reader that has seen `above` (a later revision, a
-    /// terminal flow, or no such flow): at once when it already is, else by
-    /// the commit that settles it. Returns the ticket for
-    /// [`Store::unwatch`].
-    pub(crate) fn watch(
-        &self,
-        owner: &str,
-        flow_id: &str,
-        above: u64,
-        waker: openclaw_ffi::runtime::FlowWakerBox,
-    ) -> u64 {
-        let watchers = &self.inner.watchers;
-        let ticket = watchers.add(flow_id, above, waker);
-        // Registered first, read second: a commit published before this
-        // read is seen here; one published after it finds the waker.
-        let settled = self.read(|index| {
-            index
-                .owned_flow(owner, flow_id)
-                .is_none_or(|f| settles(&f.record, above))
-        });
-        if settled {
-            watchers.fire(ticket);
-        }
-        ticket
+    pub(super) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
-    /// Drops the registration of `ticket` if it was not woken yet.
-    pub(crate) fn unwatch(&self, ticket: u64) {
-        drop(self.inner.watchers.remove(ticket));
-    }
-
-    /// How many reads wait for a flow to change.
-    pub fn waiting(&self) -> usize {
-        self.inner.watchers.len()
+    pub(super) fn read_pool(&self) -> &ReadPool {
+        &self.inner.read_pool
     }
 
     /// Sends one operation to the writer and waits for its answer.
@@ -346,6 +323,8 @@ impl Inner {
             *flag.lock() = true;
             cv.notify_all();
         }
+        // Queued reads are answered first.
+        self.read_pool.stop();
         if let Some((id, handle)) = self.sweeper.lock().take() {
             // The sweeper may itself drop the last handle; never join oneself.
             if id != thread::current().id() && handle.join().is_err() {
@@ -361,6 +340,8 @@ impl Inner {
         }
         // Nothing commits any more: nobody waits for a commit.
         self.watchers.wake_all();
+        self.readers.close();
+        drop(self.lock.lock().take());
     }
 }
 

@@ -1,6 +1,7 @@
 //! Maintenance: finalising cancel-requested flows and pruning old terminal
-//! flows with their tasks. The scan reads the index; the writer re-checks
-//! every candidate before it changes anything.
+//! flows with their tasks. Candidates come from indexed queries, a chunk
+//! at a time (`Candidates`); the writer re-checks every candidate before
+//! it changes anything.
 //!
 //! `run_task` only records children, and nothing settles a record whose
 //! work was never reported. So that such records cannot keep a finished
@@ -13,10 +14,15 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::records::{FlowStatus, TaskStatus};
 
+use std::path::Path;
+
+use rusqlite::Connection;
+
 use super::batch::BatchView;
-use super::index::Index;
+use super::error::StoreError;
 use super::model::{is_managed, is_terminal, FlowEntry, TaskEntry, JSON_NULL};
 use super::ops::{Answer, Change, Ctx, Evaluation, SweepReport};
+use super::rows::{self, EndedCursor};
 
 /// The `error` of a child marked `lost` by the sweep.
 pub(crate) const NEVER_SETTLED: &str =
@@ -39,20 +45,56 @@ fn wants_prune(flow: &FlowEntry, now: u64, retention_ms: u64) -> bool {
     now >= ended.saturating_add(retention_ms)
 }
 
-/// Flow ids to finalise and to prune, judged on the committed index.
-pub(crate) fn scan(index: &Index, now: u64, retention_ms: u64) -> (Vec<String>, Vec<String>) {
-    let mut finalize = Vec::new();
-    let mut prune = Vec::new();
-    for flow in index.all_flows() {
-        if wants_finalize(flow) {
-            if !index.has_active_task(flow.id()) {
-                finalize.push(flow.id().to_owned());
-            }
-        } else if wants_prune(flow, now, retention_ms) {
-            prune.push(flow.id().to_owned());
+/// One pass's walk over the candidates: each flow is offered once per
+/// pass (a flow whose children are marked `lost` is pruned by the next
+/// pass, not re-offered by this one).
+pub(crate) struct Candidates {
+    /// Flows that ended at or before this are past retention.
+    cutoff: Option<u64>,
+    finalize_after: Option<i64>,
+    prune_after: Option<EndedCursor>,
+}
+
+impl Candidates {
+    pub fn new(now: u64, retention_ms: u64) -> Self {
+        Self {
+            cutoff: now.checked_sub(retention_ms),
+            finalize_after: Some(-1),
+            prune_after: Some((i64::MIN, i64::MIN)),
         }
     }
-    (finalize, prune)
+
+    /// The next up to `limit` flow ids of each kind (to finalise, to
+    /// prune); both empty once the pass has seen every candidate.
+    pub fn next_chunk(
+        &mut self,
+        conn: &Connection,
+        path: &Path,
+        limit: usize,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let mut finalize = Vec::new();
+        if let Some(after) = self.finalize_after {
+            let found = rows::cancel_requested(conn, path, after, limit)?;
+            self.finalize_after = found
+                .last()
+                .map(|(seq, _)| *seq)
+                .filter(|_| found.len() == limit);
+            finalize = found.into_iter().map(|(_, id)| id).collect();
+        }
+        let mut prune = Vec::new();
+        match (self.prune_after, self.cutoff) {
+            (Some(after), Some(cutoff)) => {
+                let found = rows::ended_before(conn, path, cutoff, after, limit)?;
+                self.prune_after = found
+                    .last()
+                    .map(|(c, _)| *c)
+                    .filter(|_| found.len() == limit);
+                prune = found.into_iter().map(|(_, id)| id).collect();
+            }
+            _ => self.prune_after = None,
+        }
+        Ok((finalize, prune))
+    }
 }
 
 /// The writer's half: re-check each candidate against the batch view.

@@ -1,7 +1,7 @@
 //! The single writer thread: drains queued operations into a batch,
 //! evaluates them in order, stages their rows, commits one transaction
-//! (group commit), publishes to the index, replies, then wakes the reads
-//! waiting on the flows it changed.
+//! (group commit), publishes the committed flows to the cache and the
+//! counts, replies, then wakes the reads waiting on the flows it changed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::runtime::WriteOutcome;
-use parking_lot::RwLock;
 use rusqlite::Connection;
 
 use super::batch::BatchView;
+use super::cache::{FlowCache, Published};
+use super::committed::SqliteCommitted;
 use super::error::{internal, persist_failed};
-use super::index::Index;
 use super::keys::{self, Claim, Prior, Record, Staged};
-use super::metrics::StoreMetrics;
+use super::metrics::{status_slot, FlowCounts, StatusDeltas, StoreMetrics};
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
 use super::outbox::{self, Subscriptions};
@@ -64,7 +64,10 @@ impl Replier {
 pub(crate) struct Writer {
     pub conn: Connection,
     pub path: PathBuf,
-    pub index: Arc<RwLock<Index>>,
+    /// Hot flows; the writer publishes every committed flow change here.
+    pub cache: Arc<FlowCache>,
+    /// Flows by status, kept as commits change them.
+    pub counts: Arc<FlowCounts>,
     pub clock: Clock,
     pub retention_ms: u64,
     pub next_seq: u64,
@@ -167,7 +170,8 @@ impl Writer {
         let Writer {
             conn,
             path,
-            index,
+            cache,
+            counts,
             clock,
             retention_ms,
             next_seq,
@@ -176,8 +180,9 @@ impl Writer {
             ..
         } = self;
         let subscribed = subscriptions.snapshot();
-        let guard = index.read();
-        let mut view = BatchView::new(&guard, next_seq);
+        let committed_state = SqliteCommitted { cache, conn, path };
+        let mut view = BatchView::new(&committed_state, next_seq);
+        let mut deltas: StatusDeltas = Default::default();
         let mut committed: Vec<Change> = Vec::new();
         let mut staged = Staged::default();
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -197,6 +202,13 @@ impl Writer {
                     // Events are staged with the changes that emit them.
                     outbox::add_events(&subscribed, &view, &ctx, &mut e.changes);
                 }
+                if view.take_failure() {
+                    // Evaluated against state it could not read: refused.
+                    e = Evaluation {
+                        answer: Err(persist_failed()),
+                        changes: Vec::new(),
+                    };
+                }
                 e
             }))
             .unwrap_or_else(|_| Evaluation {
@@ -206,6 +218,7 @@ impl Writer {
             let answer = match outcome.answer {
                 Ok(answer) if !outcome.changes.is_empty() => match stage(conn, &outcome.changes) {
                     Ok(()) => {
+                        count(&view, &outcome.changes, &mut deltas);
                         view.apply(&outcome.changes);
                         for change in &outcome.changes {
                             if let Change::PutRecord(r) = change {
@@ -250,8 +263,8 @@ impl Writer {
             }
             return false;
         }
-        drop(guard);
-        publish(&mut index.write(), &committed);
+        cache.publish(committed.iter().filter_map(published));
+        counts.apply(&deltas);
         // Taken after publishing: a woken read sees the commit.
         *settled = watchers.settled(committed.iter().filter_map(flow_change));
         subscribed.wake(&committed);
@@ -334,15 +347,29 @@ fn evaluate(conn: &Connection, view: &mut BatchView<'_>, ctx: &Ctx, op: &Op) -> 
     }
 }
 
-/// Applies committed changes to the published index.
-fn publish(index: &mut Index, changes: &[Change]) {
+/// What the cache learns of a committed change (tasks are not cached).
+fn published(change: &Change) -> Option<Published<'_>> {
+    match change {
+        Change::PutFlow(f) => Some(Published::Put(f)),
+        Change::DeleteFlow { id, .. } => Some(Published::Deleted(id)),
+        _ => None,
+    }
+}
+
+/// Adds what `changes` do to the flow counts by status; `view` still
+/// holds the state before them.
+fn count(view: &BatchView<'_>, changes: &[Change], deltas: &mut StatusDeltas) {
     for change in changes {
-        match change {
-            Change::PutFlow(f) => index.put_flow(Arc::clone(f)),
-            Change::PutTask(t) => index.put_task(Arc::clone(t)),
-            Change::DeleteFlow { id, .. } => index.remove_flow(id),
-            Change::DeleteTask { id, .. } => index.remove_task(id),
-            Change::PutRecord(_) | Change::DeleteRecord { .. } | Change::Outbox(_) => {}
+        let (id, after) = match change {
+            Change::PutFlow(f) => (f.id(), Some(f.record.status)),
+            Change::DeleteFlow { id, .. } => (id.as_str(), None),
+            _ => continue,
+        };
+        if let Some(before) = view.flow(id) {
+            deltas[status_slot(before.record.status)] -= 1;
+        }
+        if let Some(after) = after {
+            deltas[status_slot(after)] += 1;
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The test re-executes its own binary as a child (selected by an env var)
 //! that streams creates and mutations and prints `ACK <flowId> <revision>`
-//! after each acknowledged write; the parent SIGKILLs it mid-stream.
+//! after each acknowledged write; the parent SIGKILLs it mid-stream. The
+//! store keeps a cache of only [`CACHE`] flows, far fewer than it writes.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +22,10 @@ use crate::taskflow::{Store, StoreOptions};
 
 const CHILD_ENV: &str = "OPENCLAW_TASKFLOW_CRASH_CHILD";
 const WORKERS: usize = 4;
+const CACHE: usize = 100;
+/// Acknowledgements seen before the kill: about three times the cache in
+/// flows (four writes each).
+const ACKS: usize = 1200;
 
 /// The status a flow of this stream has at each revision.
 fn status_at(revision: u64) -> Option<FlowStatus> {
@@ -42,7 +47,9 @@ fn ack(id: &RString, revision: u64) {
 
 /// Child mode: stream writes until killed (or for at most 60 s).
 fn child(path: PathBuf) {
-    let store = Store::open(StoreOptions::new(path)).unwrap();
+    let mut options = StoreOptions::new(path);
+    options.cache_max_flows = CACHE;
+    let store = Store::open(options).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
@@ -118,13 +125,13 @@ fn a_killed_process_keeps_every_acknowledged_write_and_nothing_half_written() {
     for line in lines.by_ref() {
         if record(&line.unwrap()) {
             seen += 1;
-            if seen >= 400 {
+            if seen >= ACKS {
                 break;
             }
         }
     }
     assert!(
-        seen >= 400,
+        seen >= ACKS,
         "the child stopped early after {seen} acknowledgements"
     );
     proc.kill().unwrap(); // SIGKILL
@@ -141,8 +148,21 @@ fn a_killed_process_keeps_every_acknowledged_write_and_nothing_half_written() {
 
     let mut options = StoreOptions::new(path);
     options.sweep_interval = Duration::from_secs(3600);
+    options.cache_max_flows = CACHE;
     let store = Store::open(options).unwrap();
-    let flows = store.bind("agent:crash:main").unwrap().list();
+    let bound = store.bind("agent:crash:main").unwrap();
+    // Each acknowledged flow read by id too, most of them from disk.
+    for (id, rev) in &acked {
+        let flow = ok(bound.get(id.as_str().into()))
+            .into_option()
+            .unwrap_or_else(|| panic!("acknowledged flow {id} lost"));
+        assert!(
+            flow.revision >= *rev,
+            "{id}: acked {rev}, read {}",
+            flow.revision
+        );
+    }
+    let flows = bound.list();
     let flows = ok(flows);
     let stored: HashMap<String, _> = flows
         .iter()

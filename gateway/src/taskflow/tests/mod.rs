@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cache;
 mod children;
 mod concurrency;
 mod crash;
@@ -12,6 +13,7 @@ mod mutations;
 mod opening;
 mod outbox;
 mod persistence;
+mod reads;
 mod submit;
 mod sweep;
 mod watch;

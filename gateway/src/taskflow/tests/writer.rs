@@ -4,33 +4,47 @@
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
+use super::support::*;
+use crate::taskflow::cache::FlowCache;
+use crate::taskflow::metrics::FlowCounts;
+use crate::taskflow::ops::{Answer, Mutation, Op};
+use crate::taskflow::writer::{Replier, Reply, Request, Writer};
+use crate::taskflow::{file, Clock};
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::outcome::{ErrorCode, MutationCode};
 use openclaw_ffi::records::{FlowRecord, FlowStatus};
 use openclaw_ffi::runtime::WriteOutcome;
-use parking_lot::RwLock;
-
-use super::support::*;
-use crate::taskflow::index::Index;
-use crate::taskflow::ops::{Answer, Mutation, Op};
-use crate::taskflow::writer::{Replier, Reply, Request, Writer};
-use crate::taskflow::{file, Clock};
 
 struct Rig {
     _dir: TempDir,
     writer: Writer,
-    index: Arc<RwLock<Index>>,
+    cache: Arc<FlowCache>,
+    counts: Arc<FlowCounts>,
+}
+
+impl Rig {
+    /// The flow as the writer published it.
+    fn published(&self, id: &str) -> FlowRecord {
+        self.cache.get(id).unwrap().record.clone()
+    }
+
+    /// How many flows the writer counts.
+    fn flow_count(&self) -> usize {
+        self.counts.snapshot().iter().map(|(_, n)| n).sum()
+    }
 }
 
 fn rig(max_store_bytes: Option<u64>) -> Rig {
     let dir = TempDir::new();
     let path = dir.path().join("writer.sqlite");
     let conn = file::open(&path, max_store_bytes).unwrap();
-    let index = Arc::new(RwLock::new(Index::default()));
+    let cache = Arc::new(FlowCache::new(100));
+    let counts = Arc::new(FlowCounts::default());
     let writer = Writer {
         conn,
         path,
-        index: Arc::clone(&index),
+        cache: Arc::clone(&cache),
+        counts: Arc::clone(&counts),
         clock: Clock::new(|| T0),
         retention_ms: 7 * DAY,
         next_seq: 0,
@@ -41,7 +55,8 @@ fn rig(max_store_bytes: Option<u64>) -> Rig {
     Rig {
         _dir: dir,
         writer,
-        index,
+        cache,
+        counts,
     }
 }
 
@@ -129,10 +144,7 @@ fn operations_in_one_batch_see_each_others_writes() {
             (MutationCode::APPLIED, 3),
         ]
     );
-    assert_eq!(
-        rig.index.read().flow(id.as_str()).unwrap().record.revision,
-        3
-    );
+    assert_eq!(rig.published(id.as_str()).revision, 3);
     assert_eq!(stored_revision(&rig, id.as_str()), Some(3));
 }
 
@@ -147,7 +159,7 @@ fn an_operation_that_does_not_fit_fails_alone_in_its_batch() {
     assert!(replies[0].is_ok() && replies[2].is_ok(), "{replies:?}");
     let e = replies[1].as_ref().unwrap_err();
     assert_eq!(e.code, ErrorCode::PERSIST_FAILED);
-    assert_eq!(rig.index.read().flow_count(), 2);
+    assert_eq!(rig.flow_count(), 2);
     for r in [&replies[0], &replies[2]] {
         assert_eq!(stored_revision(&rig, flow_of(r).flow_id.as_str()), Some(0));
     }
@@ -169,11 +181,8 @@ fn a_transaction_that_cannot_start_fails_every_operation_and_changes_nothing() {
         assert_eq!(r.as_ref().unwrap_err().code, ErrorCode::PERSIST_FAILED);
     }
     rig.writer.conn.execute_batch("ROLLBACK").unwrap();
-    let index = rig.index.read();
-    assert_eq!(index.flow_count(), 1);
-    assert_eq!(index.flow(id.as_str()).unwrap().record.revision, 0);
-    assert_eq!(
-        index.flow(id.as_str()).unwrap().record.wait_json,
-        ROption::RNone
-    );
+    assert_eq!(rig.flow_count(), 1);
+    assert_eq!(rig.published(id.as_str()).revision, 0);
+    assert_eq!(rig.published(id.as_str()).wait_json, ROption::RNone);
+    assert_eq!(stored_revision(&rig, id.as_str()), Some(0));
 }
