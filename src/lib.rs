@@ -48,6 +48,7 @@ pub mod request;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod shared_limits;
 pub mod signing;
 pub mod texts;
 pub mod views;

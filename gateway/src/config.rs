@@ -11,6 +11,7 @@ use jsoncfg::{join, Issue, Walker};
 use log::LevelFilter;
 use serde_json::Value;
 
+use crate::cluster::config::ClusterSection;
 use crate::logger::Format;
 use crate::secrets::{Secret, SecretProviders};
 
@@ -29,6 +30,9 @@ pub struct Config {
     pub tasks: TaskSettings,
     pub log_level: LevelFilter,
     pub log_format: Format,
+    /// `cluster`: the shared PostgreSQL and Redis of several Gateways;
+    /// absent, the embedded store and in-process limits.
+    pub cluster: Option<ClusterSection>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,13 +183,18 @@ fn parse_root(w: &mut Walker, v: &Value, base: &Path) -> Option<Config> {
     let root = w.object(
         "",
         v,
-        &["gateway", "secrets", "plugins", "tasks", "logging"],
+        &[
+            "gateway", "secrets", "plugins", "tasks", "logging", "cluster",
+        ],
     )?;
     let gateway = parse_gateway(w, root.get("gateway"));
     let secrets = SecretProviders::parse(w, "secrets", root.get("secrets"));
     let (plugin_paths, plugins) = parse_plugins(w, root.get("plugins"), base);
     let tasks = parse_tasks(w, root.get("tasks"));
     let (log_level, log_format) = parse_logging(w, root.get("logging"));
+    let cluster = root
+        .get("cluster")
+        .and_then(|v| crate::cluster::config::parse(w, "cluster", v));
     Some(Config {
         gateway,
         secrets,
@@ -194,6 +203,7 @@ fn parse_root(w: &mut Walker, v: &Value, base: &Path) -> Option<Config> {
         tasks,
         log_level,
         log_format,
+        cluster,
     })
 }
 
@@ -297,6 +307,22 @@ fn parse_token(w: &mut Walker, path: &str, v: &Value) -> Option<TokenInput> {
         }
         return Some(TokenInput::Plain(Secret::new(token)));
     }
+    let (source, provider, id) = parse_secret_ref(w, path, v)?;
+    Some(TokenInput::Ref {
+        source,
+        provider,
+        id,
+    })
+}
+
+/// A SecretRef object `{source, provider, id}` at `path` (as
+/// `(source, provider, id)`); anything else is an issue that says a string
+/// would do too.
+pub(crate) fn parse_secret_ref(
+    w: &mut Walker,
+    path: &str,
+    v: &Value,
+) -> Option<(String, String, String)> {
     if !v.is_object() {
         w.issue(
             path,
@@ -314,11 +340,7 @@ fn parse_token(w: &mut Walker, path: &str, v: &Value) -> Option<TokenInput> {
     let id_path = join(path, "id");
     let id = w.required(&id_path, obj.get("id"));
     let id = w.text(&id_path, id);
-    Some(TokenInput::Ref {
-        source: source?.to_owned(),
-        provider: provider?,
-        id: id?,
-    })
+    Some((source?.to_owned(), provider?, id?))
 }
 
 fn is_ip_or_cidr(s: &str) -> bool {

@@ -18,10 +18,12 @@
 
 pub mod admin;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod host;
 pub mod loader;
 pub mod logger;
 pub mod metrics;
+pub mod migrate;
 pub mod secrets;
 pub mod taskflow;

@@ -191,6 +191,14 @@ impl Collector for Metrics {
         )?;
         m.encode_counter::<NoLabelSet, u64, f64>(&self.unrouted.load(Relaxed), None)?;
         let mut m = enc.encode_descriptor(
+            "openclaw_webhooks_limiter_backend_errors",
+            "Calls to the cluster's Redis that failed or timed out; each was decided by local limits",
+            None,
+            MetricType::Counter,
+        )?;
+        let errors = crate::shared_limits::BACKEND_ERRORS.load(Relaxed);
+        m.encode_counter::<NoLabelSet, u64, f64>(&errors, None)?;
+        let mut m = enc.encode_descriptor(
             "openclaw_webhooks_build",
             "The plugin's build: package version, git revision and the ffi version it was built against",
             None,

@@ -63,6 +63,8 @@ fn a_route_exposes_its_series_from_the_start() {
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
+    // Process-wide, and counted by the shared limiters' tests meanwhile.
+    assert!(text.contains("\nopenclaw_webhooks_limiter_backend_errors_total "));
     assert!(!text.contains(r#"action="get_flow",code="revision_conflict""#));
     route.request(
         ActionLabel(1),

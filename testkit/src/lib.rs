@@ -2,7 +2,8 @@
 //! benchmark (`benches/http.rs`): temp dirs, the standard configs, a real
 //! `openclaw-gateway` process loading the real plugin library, one small
 //! HTTP/1.1 client over loopback TCP, and a callback receiver that checks
-//! every signature with an independent Standard Webhooks implementation.
+//! every signature with an independent Standard Webhooks implementation;
+//! the cluster tests' PostgreSQL schema and Redis key prefix (`cluster`).
 //!
 //! Nothing here sleeps to synchronise: every wait is for an event (a line
 //! the Gateway writes, a response, the process's exit) and has a deadline.
@@ -11,6 +12,7 @@
 // message is the intended outcome.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod config;
 mod dirs;
 mod gateway;
@@ -18,6 +20,7 @@ mod http;
 mod process;
 mod receiver;
 
+pub use cluster::{postgres_url, redis_prefix, redis_url, PgSchema};
 pub use config::{
     default_config, gateway_config, limited, merge, route, ROUTE_PATH, SECRET, SESSION,
 };

@@ -121,3 +121,47 @@ fn the_admin_section_and_log_format_are_optional_and_checked() {
         ]
     );
 }
+
+#[test]
+fn cluster_needs_both_services_and_reports_every_issue_by_path() {
+    use crate::cluster::config::{UrlInput, DEFAULT_POOL_SIZE};
+    let c = parse_text(
+        r#"{ cluster: {
+            postgres: { url: "postgres://gw:pw@db:5432/gw" },
+            redis: { url: { source: "env", provider: "default", id: "REDIS_URL" } } } }"#,
+    )
+    .unwrap();
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.postgres.pool_size, DEFAULT_POOL_SIZE);
+    assert!(
+        matches!(&cluster.postgres.url, UrlInput::Plain(u) if u.to_string() == "postgres://gw:***@db:5432/gw")
+    );
+    assert!(matches!(&cluster.redis.url, UrlInput::Ref { id, .. } if id == "REDIS_URL"));
+    assert!(parse_text("{}").unwrap().cluster.is_none());
+
+    let errors =
+        parse_text(r#"{ cluster: { postgres: { url: "postgres://db/gw" } } }"#).unwrap_err();
+    assert_eq!(
+        errors,
+        ["cluster.redis: is required: cluster needs both postgres and redis"]
+    );
+
+    let errors = parse_text(
+        r#"{ cluster: {
+            postgres: { url: "mysql://u:hunter2@db/gw", poolSize: 0, pool: 3 },
+            redis: { url: { source: "env", provider: "default" } },
+            extra: 1 } }"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            "cluster.extra: unknown key",
+            "cluster.postgres.pool: unknown key",
+            "cluster.postgres.url: expected a postgres:// or postgresql:// URL",
+            "cluster.postgres.poolSize: expected a whole number from 1 to 256",
+            "cluster.redis.url.id: is required",
+        ]
+    );
+    assert!(errors.iter().all(|e| !e.contains("hunter2")));
+}

@@ -56,7 +56,7 @@ fn wal_note(path: &Path) -> Result<String, StoreError> {
 /// a second one is refused at once. (The lock is on a file of its own:
 /// closing any other descriptor of the database would drop SQLite's own
 /// locks.)
-pub(crate) fn lock(path: &Path) -> Result<File, StoreError> {
+pub fn lock(path: &Path) -> Result<File, StoreError> {
     prepare_dir(path)?;
     let file = OpenOptions::new()
         .write(true)

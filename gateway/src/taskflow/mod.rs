@@ -53,6 +53,7 @@ mod tests;
 pub use bound::Bound;
 pub use cache::DEFAULT_CACHE_FLOWS;
 pub use error::StoreError;
+pub use file::lock;
 pub use metrics::StoreMetrics;
 pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};

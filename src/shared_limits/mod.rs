@@ -1,0 +1,262 @@
+//! Cluster-wide limits: a route's rate windows and in-flight slots kept in
+//! Redis, so several Gateways behind one load balancer count together.
+//!
+//! - Each decision is one Lua script (`scripts`), atomic in Redis.
+//! - Keys are `<prefix>{<routeId>}:rate:<client>` and
+//!   `<prefix>{<routeId>}:inflight:<client>`: the prefix separates
+//!   clusters sharing a Redis, the hash tag keeps a route's keys in one
+//!   slot of a Redis Cluster.
+//! - An in-flight slot is a lease in a sorted set scored by its expiry.
+//!   While the request runs, the lease is renewed every third of its
+//!   length; a released slot is removed at once. A node that dies stops
+//!   renewing, and its leases lapse after at most [`DEFAULT_LEASE`].
+//! - Redis never holds a request up for longer than the link's timeout:
+//!   an error or a late answer is counted, logged once per outage, and the
+//!   request is judged by the route's local limiters instead (the
+//!   in-process ones of `limits`), until Redis answers again.
+
+mod link;
+mod scripts;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use tokio::task::JoinHandle;
+
+pub use link::{RedisLink, BACKEND_ERRORS};
+
+use crate::client_ip::ClientKey;
+use crate::limits::{InFlightGuard, InFlightLimiter, RateLimiter};
+
+/// How long an in-flight lease lives without renewal: a killed node's
+/// slots return within this.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// How long a request waits for Redis before local limits decide.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The key text of a client: an address, or one of the shared buckets.
+fn client_text(client: ClientKey) -> String {
+    match client {
+        ClientKey::Ip(ip) => ip.to_string(),
+        ClientKey::UnknownBehindProxy => "unknown-behind-proxy".into(),
+        ClientKey::Unknown => "unknown".into(),
+    }
+}
+
+/// Runs one script call with the link's deadline; `None` (counted and
+/// logged by the link) when Redis did not answer in time or failed.
+async fn call<T: redis::FromRedisValue>(
+    link: &Arc<RedisLink>,
+    invocation: redis::ScriptInvocation<'_>,
+) -> Option<T> {
+    let mut conn: ConnectionManager = link.connection()?;
+    match tokio::time::timeout(link.timeout, invocation.invoke_async(&mut conn)).await {
+        Ok(Ok(value)) => {
+            link.answered();
+            Some(value)
+        }
+        Ok(Err(e)) => {
+            link.failed(&e.to_string());
+            None
+        }
+        Err(_) => {
+            link.failed(&format!("no answer within {} ms", link.timeout.as_millis()));
+            None
+        }
+    }
+}
+
+/// A route's rate limit, counted cluster-wide.
+pub struct SharedRate {
+    link: Arc<RedisLink>,
+    key_base: String,
+    window: Duration,
+    max_requests: u32,
+    /// Decides while Redis is away.
+    pub local: RateLimiter,
+}
+
+impl SharedRate {
+    pub fn new(
+        link: Arc<RedisLink>,
+        prefix: &str,
+        route_id: &str,
+        window: Duration,
+        max_requests: u32,
+        max_keys: usize,
+    ) -> Self {
+        Self {
+            link,
+            key_base: format!("{prefix}{{{route_id}}}:rate:"),
+            window,
+            max_requests,
+            local: RateLimiter::new(window, max_requests, max_keys),
+        }
+    }
+
+    /// Counts one request of `client`. `Err` carries the time until its
+    /// window resets.
+    pub async fn check(&self, client: ClientKey) -> Result<(), Duration> {
+        let key = format!("{}{}", self.key_base, client_text(client));
+        let window_ms = self.window.as_millis().max(1) as u64;
+        let mut invocation = scripts::RATE.prepare_invoke();
+        invocation.key(&key).arg(window_ms);
+        match call::<(u64, i64)>(&self.link, invocation).await {
+            Some((count, _)) if count <= u64::from(self.max_requests) => Ok(()),
+            Some((_, ttl_ms)) => Err(Duration::from_millis(ttl_ms.max(0) as u64)),
+            None => self.local.check(client, Instant::now()),
+        }
+    }
+}
+
+/// A route's in-flight limit, held cluster-wide as leases.
+pub struct SharedInFlight {
+    link: Arc<RedisLink>,
+    key_base: String,
+    max: u32,
+    lease: Duration,
+    /// This node's lease names: `<node>:<n>`.
+    node: String,
+    next: AtomicU64,
+    /// Decides while Redis is away.
+    pub local: Arc<InFlightLimiter>,
+}
+
+impl SharedInFlight {
+    pub fn new(
+        link: Arc<RedisLink>,
+        prefix: &str,
+        route_id: &str,
+        max: u32,
+        max_keys: usize,
+        lease: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            link,
+            key_base: format!("{prefix}{{{route_id}}}:inflight:"),
+            max,
+            lease,
+            node: node_name(),
+            next: AtomicU64::new(0),
+            local: InFlightLimiter::new(max, max_keys),
+        })
+    }
+
+    /// Takes a slot for `client`, or `None` when it already has `max` in
+    /// flight across the cluster (or on this node, while Redis is away).
+    pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<SharedSlot> {
+        let key = format!("{}{}", self.key_base, client_text(client));
+        let member = format!(
+            "{}:{}",
+            self.node,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let lease_ms = self.lease.as_millis().max(1) as u64;
+        let mut invocation = scripts::ACQUIRE.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(self.max)
+            .arg(lease_ms)
+            .arg(&member);
+        match call::<i64>(&self.link, invocation).await {
+            Some(1) => {
+                let renewal = self.renew(key.clone(), member.clone());
+                Some(SharedSlot::Lease {
+                    owner: Arc::clone(self),
+                    key,
+                    member,
+                    renewal,
+                })
+            }
+            Some(_) => None,
+            None => self.local.acquire(client).map(SharedSlot::Local),
+        }
+    }
+
+    /// Keeps a lease alive while its request runs.
+    fn renew(self: &Arc<Self>, key: String, member: String) -> JoinHandle<()> {
+        let owner = Arc::clone(self);
+        self.link.handle().spawn(async move {
+            let every = owner.lease / 3;
+            let lease_ms = owner.lease.as_millis().max(1) as u64;
+            loop {
+                tokio::time::sleep(every).await;
+                let mut invocation = scripts::RENEW.prepare_invoke();
+                invocation.key(&key).arg(lease_ms).arg(&member);
+                if call::<i64>(&owner.link, invocation).await == Some(0) {
+                    // Expired meanwhile (Redis was away for longer than a
+                    // lease): the slot is no longer counted anywhere.
+                    return;
+                }
+            }
+        })
+    }
+
+    fn release(&self, key: String, member: String) {
+        let Some(mut conn) = self.link.connection() else {
+            return; // It lapses by itself.
+        };
+        let link = Arc::clone(&self.link);
+        self.link.handle().spawn(async move {
+            let removed = tokio::time::timeout(
+                link.timeout,
+                redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async::<i64>(&mut conn),
+            )
+            .await;
+            match removed {
+                Ok(Ok(_)) => link.answered(),
+                Ok(Err(e)) => link.failed(&e.to_string()),
+                Err(_) => link.failed("no answer to a release in time"),
+            }
+        });
+    }
+}
+
+/// A random name for this process's leases, so two nodes never share one.
+fn node_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
+}
+
+/// A held slot: a lease in Redis, or a local slot while Redis is away.
+/// Dropping it gives the slot back.
+pub enum SharedSlot {
+    Lease {
+        owner: Arc<SharedInFlight>,
+        key: String,
+        member: String,
+        renewal: JoinHandle<()>,
+    },
+    Local(InFlightGuard),
+}
+
+impl Drop for SharedSlot {
+    fn drop(&mut self) {
+        if let SharedSlot::Lease {
+            owner,
+            key,
+            member,
+            renewal,
+        } = self
+        {
+            renewal.abort();
+            owner.release(std::mem::take(key), std::mem::take(member));
+        }
+    }
+}

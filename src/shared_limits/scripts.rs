@@ -1,0 +1,61 @@
+//! The Lua scripts: each limiter decision is one script, so it is atomic
+//! in Redis whatever the other nodes do at the same moment. Times come
+//! from the Redis server's clock (`TIME`), never a node's, so nodes whose
+//! clocks disagree still agree on when a lease expires.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Counts one request in a fixed window that starts at the key's first
+/// request. `KEYS[1]`: the window's key; `ARGV[1]`: the window in ms.
+/// Returns `{count, ms until the window resets}`.
+pub static RATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+",
+    )
+});
+
+/// Takes an in-flight lease when fewer than the maximum are live.
+/// `KEYS[1]`: the client's lease set (member → expiry in ms);
+/// `ARGV`: max, lease ms, member. Expired leases (a dead node's) are
+/// dropped first. Returns 1 when taken, 0 when full.
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], lease)
+return 1
+",
+    )
+});
+
+/// Extends a live lease. `KEYS[1]`: the lease set; `ARGV`: lease ms,
+/// member. Returns 0 when the lease is gone (it expired meanwhile).
+pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], lease)
+return 1
+",
+    )
+});

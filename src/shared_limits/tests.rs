@@ -1,0 +1,288 @@
+//! Against the real Redis (`testkit::redis_url`), each test under its own
+//! key prefix: two links stand for two Gateways.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::*;
+
+const ROUTE: &str = "zapier";
+const WINDOW: Duration = Duration::from_secs(60);
+const CONNECT: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client(n: u8) -> ClientKey {
+    ClientKey::Ip(std::net::IpAddr::from([10, 0, 0, n]))
+}
+
+/// A node: its own link (own connection) to the test Redis.
+async fn node(url: &str) -> Arc<RedisLink> {
+    let link = RedisLink::start(url, DEFAULT_TIMEOUT).unwrap();
+    assert!(link.connect(CONNECT).await, "Redis at {url} did not answer");
+    link
+}
+
+/// Probes `f` until it holds, at most `within`.
+async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[test]
+fn two_nodes_admit_exactly_the_limit_in_a_window_under_concurrency() {
+    let prefix = testkit::redis_prefix("rate");
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let nodes = [node(&url).await, node(&url).await];
+        let limiters: Vec<Arc<SharedRate>> = nodes
+            .iter()
+            .map(|link| {
+                Arc::new(SharedRate::new(
+                    Arc::clone(link),
+                    &prefix,
+                    ROUTE,
+                    WINDOW,
+                    20,
+                    64,
+                ))
+            })
+            .collect();
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let limiter = Arc::clone(&limiters[i % 2]);
+                tokio::spawn(async move { limiter.check(client(1)).await })
+            })
+            .collect();
+        let mut admitted = 0;
+        let mut retry_after = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => admitted += 1,
+                Err(wait) => retry_after.push(wait),
+            }
+        }
+        assert_eq!(
+            admitted, 20,
+            "the route admits 20 per window across both nodes"
+        );
+        assert!(retry_after.iter().all(|w| *w <= WINDOW && *w > WINDOW / 2));
+        // Another client has its own window.
+        assert!(limiters[1].check(client(2)).await.is_ok());
+        assert!(!nodes[0].is_down() && !nodes[1].is_down());
+    });
+}
+
+#[test]
+fn in_flight_slots_are_shared_and_a_released_one_is_free_on_every_node() {
+    let prefix = testkit::redis_prefix("inflight");
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let (a, b) = (node(&url).await, node(&url).await);
+        let a = SharedInFlight::new(a, &prefix, ROUTE, 2, 64, DEFAULT_LEASE);
+        let b = SharedInFlight::new(b, &prefix, ROUTE, 2, 64, DEFAULT_LEASE);
+        let first = a.acquire(client(1)).await.expect("slot 1");
+        let _second = b.acquire(client(1)).await.expect("slot 2");
+        assert!(matches!(first, SharedSlot::Lease { .. }));
+        assert!(
+            a.acquire(client(1)).await.is_none(),
+            "2 in flight across the cluster"
+        );
+        assert!(b.acquire(client(1)).await.is_none());
+        assert!(
+            b.acquire(client(2)).await.is_some(),
+            "another client has its own slots"
+        );
+        drop(first);
+        let mut third = None;
+        let freed = eventually(Duration::from_secs(5), async || {
+            third = b.acquire(client(1)).await;
+            third.is_some()
+        })
+        .await;
+        assert!(freed, "a released slot is free for the other node");
+    });
+}
+
+#[test]
+fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
+    let prefix = testkit::redis_prefix("lease");
+    let lease = Duration::from_millis(900);
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let (a, b) = (node(&url).await, node(&url).await);
+        let dying = SharedInFlight::new(Arc::clone(&a), &prefix, ROUTE, 1, 64, lease);
+        let other = SharedInFlight::new(b, &prefix, ROUTE, 1, 64, lease);
+        let live = other.acquire(client(2)).await.expect("a live lease");
+
+        let held = dying
+            .acquire(client(1))
+            .await
+            .expect("the dying node's slot");
+        let killed_at = Instant::now();
+        // As kill -9 would: no release, no renewal.
+        a.halt();
+        std::mem::forget(held);
+        assert!(
+            other.acquire(client(1)).await.is_none(),
+            "the lease still counts"
+        );
+        let mut slot = None;
+        let returned = eventually(lease * 4, async || {
+            slot = other.acquire(client(1)).await;
+            slot.is_some()
+        })
+        .await;
+        assert!(returned, "the killed node's slot returns after its lease");
+        assert!(
+            killed_at.elapsed() >= lease / 2,
+            "the slot was free too early: {:?}",
+            killed_at.elapsed()
+        );
+
+        // The live lease, held for three lease lengths, was renewed.
+        tokio::time::sleep(lease * 3).await;
+        assert!(
+            other.acquire(client(2)).await.is_none(),
+            "a running request keeps its slot"
+        );
+        drop(live);
+    });
+}
+
+/// A TCP proxy in front of Redis that a test can cut and restore.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, open2) = (Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let Ok(up) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                open2
+                    .lock()
+                    .extend([down.try_clone().unwrap(), up.try_clone().unwrap()]);
+                pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
+                pipe(up, down);
+            }
+        });
+        Self { addr, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+fn redis_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let url = testkit::redis_url();
+    let rest = url.trim_start_matches("redis://");
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit('@').next().unwrap();
+    host.to_socket_addrs().unwrap().next().unwrap()
+}
+
+#[test]
+fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themselves() {
+    let prefix = testkit::redis_prefix("fallback");
+    let proxy = Proxy::start(redis_addr());
+    runtime().block_on(async {
+        let link = node(&format!("redis://{}/", proxy.addr)).await;
+        let rate = SharedRate::new(Arc::clone(&link), &prefix, ROUTE, WINDOW, 3, 64);
+        let in_flight =
+            SharedInFlight::new(Arc::clone(&link), &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+        // Shared: two requests counted in Redis (seen through another node).
+        assert!(rate.check(client(1)).await.is_ok());
+        assert!(rate.check(client(1)).await.is_ok());
+        let witness = node(&testkit::redis_url()).await;
+        let seen = SharedRate::new(witness, &prefix, ROUTE, WINDOW, 3, 64);
+        assert!(seen.check(client(1)).await.is_ok(), "third of 3");
+        assert!(seen.check(client(1)).await.is_err(), "the window is shared");
+
+        let errors_before = BACKEND_ERRORS.load(Ordering::Relaxed);
+        proxy.cut();
+        let started = Instant::now();
+        // Local limits decide: this node's own 3 per window for client 3.
+        let mut local = Vec::new();
+        for _ in 0..4 {
+            local.push(rate.check(client(3)).await.is_ok());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "Redis held requests up"
+        );
+        assert_eq!(local, [true, true, true, false]);
+        assert!(link.is_down());
+        assert!(
+            BACKEND_ERRORS.load(Ordering::Relaxed) > errors_before,
+            "counted"
+        );
+        let slot = in_flight.acquire(client(3)).await.expect("a local slot");
+        assert!(matches!(slot, SharedSlot::Local(_)));
+        assert!(
+            in_flight.acquire(client(3)).await.is_none(),
+            "the local limit holds"
+        );
+        drop(slot);
+
+        proxy.restore();
+        let resumed = eventually(Duration::from_secs(10), async || {
+            // Client 1's shared window is full: a shared answer refuses.
+            rate.check(client(1)).await.is_err() && !link.is_down()
+        })
+        .await;
+        assert!(resumed, "shared limits resume by themselves");
+        let lease = in_flight.acquire(client(4)).await.expect("a lease");
+        assert!(matches!(lease, SharedSlot::Lease { .. }));
+    });
+}
