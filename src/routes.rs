@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::{ROption, RResult, RStr};
 use actix_web::http::header::HeaderMap;
 use openclaw_ffi::runtime::{BoundTaskFlowBox, RuntimeBox};
 
@@ -22,6 +22,7 @@ use crate::idempotency::{Keys, Policy};
 use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::paths::route_key;
+use crate::shared_limits::{self, InFlight, Rate, RedisLink, SharedInFlight, SharedRate};
 use crate::signing::{Rejection, SignedHeaders, Verified, Verifier};
 use crate::wait::Waiters;
 
@@ -38,8 +39,8 @@ pub struct Route {
     pub signing: Option<Verifier>,
     pub access: Access,
     pub limits: Limits,
-    pub rate: RateLimiter,
-    pub in_flight: Arc<InFlightLimiter>,
+    pub rate: Rate,
+    pub in_flight: InFlight,
     pub idempotency: Policy,
     /// Idempotency keys running or finished here (see [`Keys`]).
     pub keys: Arc<Keys>,
@@ -66,12 +67,15 @@ impl Route {
     ) -> Self {
         let limits = config.limits;
         Self {
-            rate: RateLimiter::new(
+            rate: Rate::Local(RateLimiter::new(
                 limits.rate_limit_window,
                 limits.rate_limit_max_requests,
                 limits.max_tracked_keys,
-            ),
-            in_flight: InFlightLimiter::new(limits.max_in_flight, limits.max_tracked_keys),
+            )),
+            in_flight: InFlight::Local(InFlightLimiter::new(
+                limits.max_in_flight,
+                limits.max_tracked_keys,
+            )),
             idempotency: config.idempotency,
             keys: Keys::new(config.idempotency.ttl),
             waiters: Waiters::new(limits.max_waiters),
@@ -93,6 +97,50 @@ impl Route {
             limits,
         }
     }
+
+    /// Counts the route's rate windows and in-flight slots cluster-wide,
+    /// through `link`, under keys that start with `prefix`; its local
+    /// limiters decide while Redis is away.
+    pub fn share_limits(&mut self, link: &Arc<RedisLink>, prefix: &str) {
+        let limits = &self.limits;
+        self.rate = Rate::Shared(SharedRate::new(
+            Arc::clone(link),
+            prefix,
+            &self.id,
+            limits.rate_limit_window,
+            limits.rate_limit_max_requests,
+            limits.max_tracked_keys,
+        ));
+        self.in_flight = InFlight::Shared(SharedInFlight::new(
+            Arc::clone(link),
+            prefix,
+            &self.id,
+            limits.max_in_flight,
+            limits.max_tracked_keys,
+            shared_limits::DEFAULT_LEASE,
+        ));
+    }
+}
+
+/// The link to the cluster's Redis when the Gateway runs in a cluster,
+/// connected (or given up on, bounded) before any request is served.
+fn shared_link(runtime: &RuntimeBox) -> Result<Option<(Arc<RedisLink>, String)>, String> {
+    let ROption::RSome(shared) = runtime.shared_limits() else {
+        return Ok(None);
+    };
+    let link = RedisLink::start(shared.redis_url.as_str(), shared_limits::DEFAULT_TIMEOUT)?;
+    let connected = link
+        .handle()
+        .block_on(link.connect(shared_limits::CONNECT_AT_START));
+    if connected {
+        log::info!(target: "webhooks", "route limits are counted cluster-wide in Redis");
+    } else {
+        log::warn!(
+            target: "webhooks",
+            "Redis is not reachable yet: each route starts on this Gateway's own limits and shares them once Redis answers"
+        );
+    }
+    Ok(Some((link, shared.key_prefix.into())))
 }
 
 /// Everything the request handler reads, built once.
@@ -150,6 +198,7 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
         trusted,
         allow_real_ip_fallback: settings.allow_real_ip_fallback,
     };
+    let link = shared_link(runtime)?;
     let mut routes = HashMap::new();
     for mut route in config.routes.into_iter().filter(|r| r.enabled) {
         let Credentials {
@@ -205,6 +254,9 @@ pub fn build(runtime: &RuntimeBox, config: PluginConfig) -> Result<AppState, Str
         let key = route_key(&route.path);
         let mut live = Route::new(route, secrets, signing, flows);
         live.callbacks = callbacks;
+        if let Some((link, prefix)) = &link {
+            live.share_limits(link, prefix);
+        }
         routes.insert(key, Arc::new(live));
     }
     if routes.is_empty() {

@@ -173,6 +173,26 @@ pub enum LogLevel {
 /// host that predates the convention logs the text as it is.
 pub const STRUCTURED_LOG_MARK: char = '\u{1e}';
 
+/// Where a cluster of Gateways counts its limits together (see
+/// [`Runtime::shared_limits`]).
+#[repr(C)]
+#[derive(StableAbi, Clone, PartialEq)]
+pub struct SharedLimits {
+    /// The Redis URL, resolved; it may hold a password: never log it.
+    pub redis_url: RString,
+    /// Prefixed to every key, so clusters sharing one Redis stay apart.
+    pub key_prefix: RString,
+}
+
+impl std::fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLimits")
+            .field("redis_url", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
 /// Gateway settings a plugin needs to resolve client addresses.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
@@ -414,6 +434,16 @@ pub trait Runtime: Send + Sync {
     /// Records above this level would be dropped by the host.
     #[sabi(last_prefix_field)]
     fn max_log_level(&self) -> LogLevel;
+
+    // Appended after the 0.2.0 interface: a default body, so a plugin
+    // built with it still loads in a host without it.
+
+    /// Where rate windows and in-flight slots are counted across the
+    /// cluster when the Gateway runs as one of several (`cluster`); `RNone`
+    /// for a single Gateway, whose plugins keep their limits in process.
+    fn shared_limits(&self) -> ROption<SharedLimits> {
+        ROption::RNone
+    }
 }
 
 pub type RuntimeBox = Runtime_TO<'static, RBox<()>>;

@@ -218,6 +218,7 @@ fn print_check(
                     secrets: Arc::clone(&secrets),
                     listener: Mutex::new(None),
                     settings: settings.clone(),
+                    shared_limits: None,
                 };
                 let runtime = Runtime_TO::from_value(runtime, TD_Opaque);
                 match check_start(runtime, RStr::from_str(&p.config_json)) {
@@ -368,6 +369,8 @@ fn serve(
             secrets: Arc::clone(&secrets),
             listener: Mutex::new(listener.take()),
             settings: settings.clone(),
+            // Only a Gateway in a cluster shares its limits.
+            shared_limits: None,
         };
         let runtime = Runtime_TO::from_value(runtime, TD_Opaque);
         match plugin.loaded.module.start()(runtime, RStr::from_str(&plugin.config_json)) {

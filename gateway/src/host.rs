@@ -13,7 +13,8 @@ use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use log::{Level, LevelFilter};
 use openclaw_ffi::outcome::{ErrorCode, TaskFlowError};
 use openclaw_ffi::runtime::{
-    BoundTaskFlowBox, BoundTaskFlow_TO, GatewaySettings, LogLevel, Runtime, STRUCTURED_LOG_MARK,
+    BoundTaskFlowBox, BoundTaskFlow_TO, GatewaySettings, LogLevel, Runtime, SharedLimits,
+    STRUCTURED_LOG_MARK,
 };
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -32,6 +33,8 @@ pub struct HostRuntime {
     /// Moves to the plugin on the first `take_listener`.
     pub listener: Mutex<Option<OwnedFd>>,
     pub settings: GatewaySettings,
+    /// Set when the Gateway runs in a cluster (`cluster.redis`).
+    pub shared_limits: Option<SharedLimits>,
 }
 
 impl Runtime for HostRuntime {
@@ -111,6 +114,10 @@ impl Runtime for HostRuntime {
                     .build(),
             );
         }));
+    }
+
+    fn shared_limits(&self) -> ROption<SharedLimits> {
+        guard(|| self.shared_limits.clone().into(), || ROption::RNone)
     }
 
     fn max_log_level(&self) -> LogLevel {

@@ -27,11 +27,11 @@ use crate::client_ip::ClientKey;
 use crate::connection::Connection;
 use crate::error::{ApiError, Code};
 
-use crate::limits::InFlightGuard;
 use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
 use crate::response;
 use crate::routes::{AppState, Route};
+use crate::shared_limits::Slot;
 
 /// The application every worker serves: every path goes to [`handle`].
 pub fn app(
@@ -104,7 +104,7 @@ pub fn expect(
 
 async fn invite_or_refuse(req: Request, state: &AppState) -> Result<Request, Response<BoxBody>> {
     let started = Instant::now();
-    let checked = std::panic::catch_unwind(AssertUnwindSafe(|| admit(state, req.head())));
+    let checked = CatchUnwind(Box::pin(admit(state, req.head()))).await;
     let (route_id, err) = match checked {
         Ok(Ok(admitted)) => {
             req.extensions_mut().insert(admitted);
@@ -226,7 +226,11 @@ async fn answer(
 ) -> (Option<Arc<Route>>, bool, Answer, bool) {
     // A request that asked to be invited was admitted before the invitation.
     let invited = req.extensions_mut().remove::<Admitted>();
-    let admitted = match invited.map_or_else(|| admit(state, req.head()), Ok) {
+    let admitted = match invited {
+        Some(admitted) => Ok(admitted),
+        None => admit(state, req.head()).await,
+    };
+    let admitted = match admitted {
         Ok(admitted) => admitted,
         Err((route_id, err)) => {
             facts.client = Some(client_of(req.head(), state));
@@ -257,7 +261,7 @@ async fn answer(
     let signed = match route.verify_signature(req.headers(), &bytes) {
         Ok(signed) => signed.map(|v| {
             // A signed caller authenticated: its rate-limit entry is kept.
-            route.rate.authenticated(client, Instant::now());
+            route.rate.authenticated(client);
             facts.secret_slot = Some(v.slot);
             route.metrics.signing_slot(v.slot);
             v.id.to_owned()
@@ -275,7 +279,7 @@ struct Admitted {
     client: ClientKey,
     /// The bearer secret that matched, when the route has any.
     secret_slot: Option<usize>,
-    slot: InFlightGuard,
+    slot: Slot,
 }
 
 /// The checks before the body is read, in order (the body's declared length
@@ -285,7 +289,7 @@ struct Admitted {
 /// A refusal names the route only once the caller has authenticated: before
 /// that, the caller learns no more than that the path exists, not the id
 /// the operator gave the route.
-fn admit<'s>(
+async fn admit<'s>(
     state: &'s AppState,
     head: &RequestHead,
 ) -> Result<Admitted, (Option<&'s str>, ApiError)> {
@@ -306,16 +310,17 @@ fn admit<'s>(
     route.access.admit(client).map_err(anonymous)?;
     route
         .rate
-        .check(client, Instant::now())
+        .check(client)
+        .await
         .map_err(|wait| anonymous(ApiError::new(Code::RateLimited).retry_after(wait)))?;
     body::check_media_type(headers).map_err(anonymous)?;
-    let slot = route.in_flight.acquire(client).ok_or_else(|| {
+    let slot = route.in_flight.acquire(client).await.ok_or_else(|| {
         anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
     let secret_slot = route.authenticate(headers).map_err(anonymous)?;
     if route.signing.is_none() {
         // The caller presented a secret: its rate-limit entry is kept.
-        route.rate.authenticated(client, Instant::now());
+        route.rate.authenticated(client);
     }
     body::check_declared_length(headers, &route.limits)
         .map_err(|err| (Some(route.id.as_str()), err))?;
@@ -333,7 +338,7 @@ async fn serve(
     headers: &HeaderMap,
     bytes: &[u8],
     delivery_id: Option<String>,
-    slot: InFlightGuard,
+    slot: Slot,
     facts: &mut Facts,
 ) -> Answer {
     let (action, key) = match parse::parse(route, headers, bytes, delivery_id, facts) {

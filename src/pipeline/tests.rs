@@ -82,16 +82,23 @@ impl BoundTaskFlow for FailingRuntime {
 }
 
 fn state() -> web::Data<AppState> {
-    let mut config = crate::config::parse(
+    state_with(
         r#"{"routes":{"inproc":{"path":"/hook","sessionKey":"agent:main:main","secret":"in-process-secret-0123"}}}"#,
+        |_| {},
     )
-    .unwrap();
-    let route = Route::new(
+}
+
+/// The state of one route configured by `config_json`, changed by `adjust`
+/// before it serves.
+fn state_with(config_json: &str, adjust: impl FnOnce(&mut Route)) -> web::Data<AppState> {
+    let mut config = crate::config::parse(config_json).unwrap();
+    let mut route = Route::new(
         config.routes.remove(0),
         Some(Secrets::new(vec![Secret::new(SECRET.into())])),
         None,
         BoundTaskFlow_TO::from_value(FailingRuntime, TD_Opaque),
     );
+    adjust(&mut route);
     web::Data::new(AppState::new(
         HashMap::from([("/hook".to_owned(), Arc::new(route))]),
         ProxyPolicy {
@@ -145,5 +152,43 @@ fn a_panic_below_the_handler_is_a_json_500_and_the_server_keeps_serving() {
             .to_request();
         let res = test::call_service(&app, wrong_secret).await;
         assert_eq!(res.status().as_u16(), 401);
+    });
+}
+
+#[test]
+fn two_gateways_sharing_redis_admit_the_rate_limit_once_between_them() {
+    let prefix = testkit::redis_prefix("pipeline");
+    let config = r#"{"routes":{"inproc":{"path":"/hook","sessionKey":"agent:main:main",
+        "secret":"in-process-secret-0123","limits":{"rateLimitMaxRequests":5,"rateLimitWindowMs":60000}}}}"#;
+    // Each "Gateway" has its own link to Redis, as two processes would.
+    let node = || {
+        let link = crate::shared_limits::RedisLink::start(
+            &testkit::redis_url(),
+            crate::shared_limits::DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        let up = link
+            .handle()
+            .block_on(link.connect(crate::shared_limits::CONNECT_AT_START));
+        assert!(up, "Redis at {} did not answer", testkit::redis_url());
+        state_with(config, |route| route.share_limits(&link, &prefix))
+    };
+    let (a, b) = (node(), node());
+    actix_web::rt::System::new().block_on(async {
+        let a = test::init_service(app(a)).await;
+        let b = test::init_service(app(b)).await;
+        let mut limited = 0;
+        for i in 0..12 {
+            let req = get_flow("f").to_request();
+            let res = if i % 2 == 0 {
+                test::call_service(&a, req).await
+            } else {
+                test::call_service(&b, req).await
+            };
+            if res.status().as_u16() == 429 {
+                limited += 1;
+            }
+        }
+        assert_eq!(limited, 7, "5 of 12 admitted across both");
     });
 }

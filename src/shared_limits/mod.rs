@@ -1,5 +1,7 @@
-//! Cluster-wide limits: a route's rate windows and in-flight slots kept in
-//! Redis, so several Gateways behind one load balancer count together.
+//! A route's limits as the pipeline uses them ([`Rate`], [`InFlight`]): in
+//! process on a single Gateway, or cluster-wide, with rate windows and
+//! in-flight slots kept in Redis so several Gateways behind one load
+//! balancer count together.
 //!
 //! - Each decision is one Lua script (`scripts`), atomic in Redis.
 //! - Keys are `<prefix>{<routeId>}:rate:<client>` and
@@ -36,6 +38,9 @@ use crate::limits::{InFlightGuard, InFlightLimiter, RateLimiter};
 /// How long an in-flight lease lives without renewal: a killed node's
 /// slots return within this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// How long a start waits for Redis before serving on local limits.
+pub const CONNECT_AT_START: Duration = Duration::from_secs(2);
 
 /// How long a request waits for Redis before local limits decide.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -150,7 +155,7 @@ impl SharedInFlight {
 
     /// Takes a slot for `client`, or `None` when it already has `max` in
     /// flight across the cluster (or on this node, while Redis is away).
-    pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<SharedSlot> {
+    pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<Slot> {
         let key = format!("{}{}", self.key_base, client_text(client));
         let member = format!(
             "{}:{}",
@@ -167,7 +172,7 @@ impl SharedInFlight {
         match call::<i64>(&self.link, invocation).await {
             Some(1) => {
                 let renewal = self.renew(key.clone(), member.clone());
-                Some(SharedSlot::Lease {
+                Some(Slot::Lease {
                     owner: Arc::clone(self),
                     key,
                     member,
@@ -175,7 +180,7 @@ impl SharedInFlight {
                 })
             }
             Some(_) => None,
-            None => self.local.acquire(client).map(SharedSlot::Local),
+            None => self.local.acquire(client).map(Slot::Local),
         }
     }
 
@@ -234,9 +239,54 @@ fn node_name() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// A held slot: a lease in Redis, or a local slot while Redis is away.
-/// Dropping it gives the slot back.
-pub enum SharedSlot {
+/// A route's rate limit: in process on a single Gateway, counted in Redis
+/// in a cluster.
+pub enum Rate {
+    Local(RateLimiter),
+    Shared(SharedRate),
+}
+
+impl Rate {
+    /// Counts one request of `client`. `Err` carries the time until its
+    /// window resets.
+    pub async fn check(&self, client: ClientKey) -> Result<(), Duration> {
+        match self {
+            Rate::Local(local) => local.check(client, Instant::now()),
+            Rate::Shared(shared) => shared.check(client).await,
+        }
+    }
+
+    /// `client` authenticated: its entry is kept in the local table (the
+    /// one that decides while Redis is away, in a cluster).
+    pub fn authenticated(&self, client: ClientKey) {
+        let local = match self {
+            Rate::Local(local) => local,
+            Rate::Shared(shared) => &shared.local,
+        };
+        local.authenticated(client, Instant::now());
+    }
+}
+
+/// A route's in-flight limit: in process on a single Gateway, leases in
+/// Redis in a cluster.
+pub enum InFlight {
+    Local(Arc<InFlightLimiter>),
+    Shared(Arc<SharedInFlight>),
+}
+
+impl InFlight {
+    /// Takes a slot for `client`, or `None` when it has `max` in flight.
+    pub async fn acquire(&self, client: ClientKey) -> Option<Slot> {
+        match self {
+            InFlight::Local(local) => local.acquire(client).map(Slot::Local),
+            InFlight::Shared(shared) => shared.acquire(client).await,
+        }
+    }
+}
+
+/// A held slot: a lease in Redis, or a local slot (on a single Gateway,
+/// or while Redis is away). Dropping it gives the slot back.
+pub enum Slot {
     Lease {
         owner: Arc<SharedInFlight>,
         key: String,
@@ -246,9 +296,9 @@ pub enum SharedSlot {
     Local(InFlightGuard),
 }
 
-impl Drop for SharedSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        if let SharedSlot::Lease {
+        if let Slot::Lease {
             owner,
             key,
             member,

@@ -99,7 +99,7 @@ fn in_flight_slots_are_shared_and_a_released_one_is_free_on_every_node() {
         let b = SharedInFlight::new(b, &prefix, ROUTE, 2, 64, DEFAULT_LEASE);
         let first = a.acquire(client(1)).await.expect("slot 1");
         let _second = b.acquire(client(1)).await.expect("slot 2");
-        assert!(matches!(first, SharedSlot::Lease { .. }));
+        assert!(matches!(first, Slot::Lease { .. }));
         assert!(
             a.acquire(client(1)).await.is_none(),
             "2 in flight across the cluster"
@@ -268,7 +268,7 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
             "counted"
         );
         let slot = in_flight.acquire(client(3)).await.expect("a local slot");
-        assert!(matches!(slot, SharedSlot::Local(_)));
+        assert!(matches!(slot, Slot::Local(_)));
         assert!(
             in_flight.acquire(client(3)).await.is_none(),
             "the local limit holds"
@@ -283,6 +283,6 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
         .await;
         assert!(resumed, "shared limits resume by themselves");
         let lease = in_flight.acquire(client(4)).await.expect("a lease");
-        assert!(matches!(lease, SharedSlot::Lease { .. }));
+        assert!(matches!(lease, Slot::Lease { .. }));
     });
 }

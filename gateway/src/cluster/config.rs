@@ -30,7 +30,14 @@ pub struct PostgresSection {
 #[derive(Debug, Clone)]
 pub struct RedisSection {
     pub url: UrlInput,
+    /// Prefixed to every key the Gateways write, so clusters (or test
+    /// runs) sharing one Redis never count together.
+    pub key_prefix: String,
 }
+
+/// `cluster.redis.keyPrefix` when absent.
+pub const DEFAULT_KEY_PREFIX: &str = "openclaw:";
+const MAX_KEY_PREFIX_BYTES: usize = 128;
 
 /// A connection URL: literal, or a SecretRef resolved at startup.
 #[derive(Debug, Clone)]
@@ -120,9 +127,29 @@ fn parse_postgres(w: &mut Walker, path: &str, v: &Value) -> Option<PostgresSecti
 }
 
 fn parse_redis(w: &mut Walker, path: &str, v: &Value) -> Option<RedisSection> {
-    let obj = w.object(path, v, &["url"])?;
-    let url = parse_url(w, &join(path, "url"), obj.get("url"), Service::Redis)?;
-    Some(RedisSection { url })
+    let obj = w.object(path, v, &["url", "keyPrefix"])?;
+    let url = parse_url(w, &join(path, "url"), obj.get("url"), Service::Redis);
+    let prefix_path = join(path, "keyPrefix");
+    let key_prefix = match obj.get("keyPrefix") {
+        None => Some(DEFAULT_KEY_PREFIX.to_owned()),
+        Some(v) => w.text(&prefix_path, Some(v)).and_then(|p| {
+            let fits = p.len() <= MAX_KEY_PREFIX_BYTES
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+            if fits {
+                Some(p)
+            } else {
+                w.issue(
+                    &prefix_path,
+                    format!("expected up to {MAX_KEY_PREFIX_BYTES} visible ASCII characters without braces"),
+                );
+                None
+            }
+        }),
+    };
+    Some(RedisSection {
+        url: url?,
+        key_prefix: key_prefix?,
+    })
 }
 
 fn parse_url(w: &mut Walker, path: &str, v: Option<&Value>, service: Service) -> Option<UrlInput> {

@@ -137,7 +137,23 @@ fn cluster_needs_both_services_and_reports_every_issue_by_path() {
         matches!(&cluster.postgres.url, UrlInput::Plain(u) if u.to_string() == "postgres://gw:***@db:5432/gw")
     );
     assert!(matches!(&cluster.redis.url, UrlInput::Ref { id, .. } if id == "REDIS_URL"));
+    assert_eq!(cluster.redis.key_prefix, "openclaw:");
     assert!(parse_text("{}").unwrap().cluster.is_none());
+    let prefixed = parse_text(
+        r#"{ cluster: { postgres: { url: "postgres://db/gw" },
+            redis: { url: "redis://r:6379/", keyPrefix: "gw-eu:" } } }"#,
+    )
+    .unwrap();
+    assert_eq!(prefixed.cluster.unwrap().redis.key_prefix, "gw-eu:");
+    let errors = parse_text(
+        r#"{ cluster: { postgres: { url: "postgres://db/gw" },
+            redis: { url: "redis://r:6379/", keyPrefix: "a {b}" } } }"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        ["cluster.redis.keyPrefix: expected up to 128 visible ASCII characters without braces"]
+    );
 
     let errors =
         parse_text(r#"{ cluster: { postgres: { url: "postgres://db/gw" } } }"#).unwrap_err();
