@@ -36,8 +36,18 @@ fn main() {
     let ceiling_addr = start_ceiling();
     if std::env::var_os("BENCH_LARGE_ONLY").is_some() {
         let ceiling_req = post_json("/ceiling", SECRET, &[], "{}");
-        let ceiling = run_load(ceiling_addr, &same(&ceiling_req), conns, duration, None, 200);
-        println!("# Ceiling: {:.0} req/s, p99 {:.3} ms", ceiling.rps, ceiling.p99_ms);
+        let ceiling = run_load(
+            ceiling_addr,
+            &same(&ceiling_req),
+            conns,
+            duration,
+            None,
+            200,
+        );
+        println!(
+            "# Ceiling: {:.0} req/s, p99 {:.3} ms",
+            ceiling.rps, ceiling.p99_ms
+        );
         large_store::run(conns, duration, &ceiling);
         return;
     }

@@ -26,9 +26,14 @@ fn bulk_id(i: usize) -> String {
 /// other sessions; one in four ended (within the retention).
 fn fill_store(dir: &TempDir, n: usize) -> Duration {
     let started = Instant::now();
-    let path = dir.path().join("taskflow").join("flows.sqlite");
+    let path = dir
+        .path()
+        .join("state")
+        .join("taskflow")
+        .join("flows.sqlite");
     let mut conn = Connection::open(path).expect("open store");
-    conn.pragma_update(None, "synchronous", "OFF").expect("pragma");
+    conn.pragma_update(None, "synchronous", "OFF")
+        .expect("pragma");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
