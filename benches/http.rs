@@ -6,9 +6,14 @@
 //! Run with `./scripts/bench` (it builds the release Gateway first).
 //! Environment: `BENCH_SECONDS` (per scenario, default 5),
 //! `BENCH_CONNECTIONS` (default 16), `BENCH_FLOWS` (memory scenario,
-//! default 100000).
+//! default 100000), `BENCH_LARGE_FLOWS` (the large-store scenarios of
+//! `support/large_store.rs`, default 1000000; 0 skips them),
+//! `BENCH_LARGE_ONLY=1` (the ceiling and the large store only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/large_store.rs"]
+mod large_store;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -29,6 +34,23 @@ fn main() {
     let duration = Duration::from_secs(seconds);
 
     let ceiling_addr = start_ceiling();
+    if std::env::var_os("BENCH_LARGE_ONLY").is_some() {
+        let ceiling_req = post_json("/ceiling", SECRET, &[], "{}");
+        let ceiling = run_load(
+            ceiling_addr,
+            &same(&ceiling_req),
+            conns,
+            duration,
+            None,
+            200,
+        );
+        println!(
+            "# Ceiling: {:.0} req/s, p99 {:.3} ms",
+            ceiling.rps, ceiling.p99_ms
+        );
+        large_store::run(conns, duration, &ceiling);
+        return;
+    }
     let gateway = Gateway::start(&bench_config());
     let idle_rss = gateway.rss_kib();
 
@@ -89,7 +111,6 @@ fn main() {
 
     println!("# HTTP benchmark: {conns} keep-alive connections, {seconds} s per scenario, {WORKERS} workers each side");
     let mut rows = Vec::new();
-    let same = |bytes: &[u8]| Load::Same(Arc::new(bytes.to_vec()));
     let ceiling = run_load(
         ceiling_addr,
         &same(&ceiling_req),
@@ -217,6 +238,13 @@ fn main() {
         println!();
         println!("Gateway log (warnings and errors):\n{logs}");
     }
+    drop(gateway);
+    large_store::run(conns, duration, &ceiling);
+}
+
+/// The same request bytes every time.
+fn same(bytes: &[u8]) -> Load {
+    Load::Same(Arc::new(bytes.to_vec()))
 }
 
 /// A request signed now with [`SIGNING_KEY`] under message id `id`.

@@ -171,6 +171,14 @@ impl Collector for GatewayCollector {
             m.encode_family(&[("status", status.as_str())])?
                 .encode_gauge(&i64::try_from(n).unwrap_or(i64::MAX))?;
         }
+        let mut m = enc.encode_descriptor(
+            "openclaw_taskflow_cached_flows",
+            "Flows the TaskFlow store holds in memory (at most tasks.cacheMaxFlows)",
+            None,
+            MetricType::Gauge,
+        )?;
+        let cached = store.map_or(0, Store::cached_flows);
+        m.encode_gauge(&i64::try_from(cached).unwrap_or(i64::MAX))?;
         Ok(())
     }
 }

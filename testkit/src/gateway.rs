@@ -175,6 +175,14 @@ impl Gateway {
         status
     }
 
+    /// SIGTERM, waits for the exit, then returns the state directory for a
+    /// restart.
+    pub fn stop(mut self) -> TempDir {
+        self.signal(libc::SIGTERM);
+        self.wait(LIMIT);
+        std::mem::replace(&mut self.dir, TempDir::none())
+    }
+
     /// SIGKILL, then returns the state directory for a restart.
     pub fn kill9(mut self) -> TempDir {
         self.process.kill();

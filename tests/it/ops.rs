@@ -159,6 +159,7 @@ fn the_exposition_parses_and_every_series_exists_from_the_start() {
         ),
         ("openclaw_webhooks_unrouted_requests_total", vec![]),
         ("openclaw_taskflow_flows", vec![("status", "succeeded")]),
+        ("openclaw_taskflow_cached_flows", vec![]),
         ("openclaw_taskflow_store_commit_duration_seconds", vec![]),
         ("openclaw_taskflow_store_commit_batch_size", vec![]),
     ] {
@@ -439,6 +440,8 @@ fn counters_move_by_exactly_the_scripted_requests() {
     );
     assert!(after[&series("openclaw_taskflow_flows", &[("status", "failed")])] >= 1.0);
     assert!(after["openclaw_taskflow_store_commit_batch_size{}"] >= 1.0);
+    // The flows just written are in the store's cache.
+    assert!(after["openclaw_taskflow_cached_flows{}"] >= 1.0);
 }
 
 #[test]

@@ -8,14 +8,17 @@
 //!   reader that missed loads the row from disk and offers it with
 //!   `offer`.
 //! - A load never overwrites newer state: each publish bumps the
-//!   generation, and `offer` inserts only when no publish happened since
-//!   the reader took the generation before its disk read (`generation`).
-//!   A load that raced a commit is answered to its reader (it read a
-//!   committed state that was current when the read began) but not kept.
+//!   generation, and a reader takes the generation before its disk read
+//!   (`generation`); `offer` keeps the load only when no publish since
+//!   then changed (or deleted) that flow. The cache remembers which flows
+//!   the last [`RECENT`] published changes touched; a load older than what
+//!   it remembers is not kept. A load that raced a commit of its flow is
+//!   answered to its reader (it read a committed state that was current
+//!   when the read began) but not kept.
 //! - So an entry is always the newest committed state of its flow, and a
 //!   miss means "ask the disk", never "absent".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -24,6 +27,10 @@ use super::model::FlowEntry;
 
 /// The default `tasks.cacheMaxFlows`: about 20 MiB of flows of 1 KiB.
 pub const DEFAULT_CACHE_FLOWS: usize = 20_000;
+
+/// Published changes remembered for judging loads (a few hundred
+/// batches' worth; a disk read takes far less than that many commits).
+const RECENT: usize = 4096;
 
 pub(crate) struct FlowCache {
     capacity: usize,
@@ -38,6 +45,13 @@ struct Slots {
     ring: Vec<Slot>,
     /// The CLOCK hand: the next slot considered for eviction.
     hand: usize,
+    /// Flow id -> the generation of the last publish that changed it, for
+    /// the last `RECENT` changes.
+    changed: HashMap<Arc<str>, u64>,
+    /// The same changes in publish order, to forget the oldest.
+    order: VecDeque<(u64, Arc<str>)>,
+    /// Loads taken before this generation cannot be judged: not kept.
+    floor: u64,
 }
 
 struct Slot {
@@ -77,10 +91,14 @@ impl FlowCache {
     }
 
     /// Keeps `flow`, loaded from disk by a reader that took `generation`
-    /// before its read, unless a commit was published since.
+    /// before its read, unless a commit published since changed it.
     pub fn offer(&self, generation: u64, flow: &Arc<FlowEntry>) {
         let mut slots = self.slots.lock();
-        if slots.generation == generation {
+        let changed_since = slots
+            .changed
+            .get(flow.id())
+            .is_some_and(|g| *g > generation);
+        if generation >= slots.floor && !changed_since {
             slots.put(self.capacity, flow);
         }
     }
@@ -88,12 +106,19 @@ impl FlowCache {
     /// Publishes committed changes (the writer, after the commit).
     pub fn publish<'a>(&self, changes: impl IntoIterator<Item = Published<'a>>) {
         let mut slots = self.slots.lock();
-        slots.generation = slots.generation.wrapping_add(1);
+        slots.generation += 1;
         for change in changes {
-            match change {
-                Published::Put(flow) => slots.put(self.capacity, flow),
-                Published::Deleted(id) => slots.remove(id),
-            }
+            let id = match change {
+                Published::Put(flow) => {
+                    slots.put(self.capacity, flow);
+                    flow.id()
+                }
+                Published::Deleted(id) => {
+                    slots.remove(id);
+                    id
+                }
+            };
+            slots.remember(id);
         }
     }
 
@@ -104,6 +129,24 @@ impl FlowCache {
 }
 
 impl Slots {
+    /// Records that the current generation changed `flow_id`.
+    fn remember(&mut self, flow_id: &str) {
+        let id: Arc<str> = Arc::from(flow_id);
+        let generation = self.generation;
+        self.changed.insert(Arc::clone(&id), generation);
+        self.order.push_back((generation, id));
+        while self.order.len() > RECENT {
+            let Some((g, id)) = self.order.pop_front() else {
+                break;
+            };
+            if self.changed.get(&id) == Some(&g) {
+                self.changed.remove(&id);
+            }
+            // Every change after `g` is still remembered.
+            self.floor = self.floor.max(g);
+        }
+    }
+
     fn put(&mut self, capacity: usize, flow: &Arc<FlowEntry>) {
         if let Some(&i) = self.by_id.get(flow.id()) {
             let slot = &mut self.ring[i];

@@ -19,7 +19,8 @@
 //! answers, row changes), `batch`
 //! (the batch overlay), `flows` (create and mutations), `children`
 //! (run_task, cancel), `sweep` (maintenance), `watch` (the wakers of
-//! waiting reads), `writer` (group commit),
+//! waiting reads), `writer` (group commit), `staging` (a batch's rows
+//! under savepoints),
 //! `store` (the handle), `bound` (binding and the session view),
 //! `metrics` (commit histograms, flows by status).
 
@@ -42,6 +43,7 @@ mod readers;
 mod reads;
 mod rows;
 mod schema;
+mod staging;
 mod store;
 mod sweep;
 mod watch;

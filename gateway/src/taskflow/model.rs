@@ -129,10 +129,16 @@ pub(crate) fn patch_matches(current: &ROption<RString>, patch: &TextPatch) -> bo
     apply_patch(current, patch) == *current
 }
 
+/// Whether `text` is one JSON value. Validated without building it (as a
+/// borrowed raw value): every stored flow is checked when read.
+pub(crate) fn is_json(text: &str) -> bool {
+    serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+}
+
 /// Checks that a JSON payload parses; the text is stored as given.
 pub(crate) fn check_json(field: &str, value: &ROption<RString>) -> Result<(), TaskFlowError> {
     if let ROption::RSome(text) = value {
-        if serde_json::from_str::<serde_json::Value>(text.as_str()).is_err() {
+        if !is_json(text.as_str()) {
             return Err(invalid_input(&format!("{field} must be valid JSON.")));
         }
     }

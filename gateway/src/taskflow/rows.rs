@@ -12,7 +12,7 @@ use openclaw_ffi::records::{
 use rusqlite::{params, Connection, Row};
 
 use super::error::{sqlite_err, StoreError};
-use super::model::{FlowEntry, TaskEntry};
+use super::model::{is_json, FlowEntry, TaskEntry};
 
 macro_rules! flow_columns {
     () => {
@@ -94,7 +94,7 @@ fn check_json(
     v: &ROption<RString>,
 ) -> Result<(), StoreError> {
     if let ROption::RSome(t) = v {
-        if serde_json::from_str::<serde_json::Value>(t.as_str()).is_err() {
+        if !is_json(t.as_str()) {
             return Err(StoreError::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!("{kind} row {id}: {field} is not valid JSON"),

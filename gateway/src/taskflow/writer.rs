@@ -22,8 +22,9 @@ use super::metrics::{status_slot, FlowCounts, StatusDeltas, StoreMetrics};
 use super::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use super::options::Clock;
 use super::outbox::{self, Subscriptions};
+use super::staging::{replay, stage};
 use super::watch::{self, FlowChange, Watchers};
-use super::{children, flows, rows, schema, sweep};
+use super::{children, flows, schema, sweep};
 use openclaw_ffi::runtime::FlowWakerBox;
 
 /// Most operations committed together.
@@ -380,45 +381,5 @@ fn flow_change(change: &Change) -> Option<FlowChange<'_>> {
         Change::PutFlow(f) => Some(FlowChange::Put(&f.record)),
         Change::DeleteFlow { id, .. } => Some(FlowChange::Deleted(id)),
         _ => None,
-    }
-}
-
-/// Opens a new transaction holding the rows staged before a rollback.
-fn replay(conn: &Connection, committed: &[Change]) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = committed.iter().try_for_each(|c| write(conn, c));
-    if result.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
-}
-
-/// Writes one operation's rows; several rows go under a savepoint so that a
-/// failure leaves none of them.
-fn stage(conn: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
-    if changes.len() == 1 {
-        return write(conn, &changes[0]);
-    }
-    conn.execute_batch("SAVEPOINT op")?;
-    match changes.iter().try_for_each(|c| write(conn, c)) {
-        Ok(()) => conn.execute_batch("RELEASE op"),
-        Err(err) => {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
-            }
-            Err(err)
-        }
-    }
-}
-
-fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
-    match change {
-        Change::PutFlow(f) => rows::upsert_flow(conn, f),
-        Change::PutTask(t) => rows::upsert_task(conn, t),
-        Change::DeleteFlow { seq, .. } => rows::delete_flow(conn, *seq),
-        Change::DeleteTask { seq, .. } => rows::delete_task(conn, *seq),
-        Change::PutRecord(r) => keys::put(conn, r),
-        Change::DeleteRecord { rowid } => keys::delete(conn, *rowid),
-        Change::Outbox(row) => outbox::write(conn, row),
     }
 }

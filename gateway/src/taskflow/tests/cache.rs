@@ -262,6 +262,35 @@ fn a_load_that_raced_a_commit_never_replaces_what_the_commit_published() {
     let generation = cache.generation();
     cache.offer(generation, &entry("b", 4));
     assert_eq!(cache.get("b").unwrap().record.revision, 4);
+    // Commits of other flows do not keep a load out.
+    let generation = cache.generation();
+    cache.publish([Published::Put(&entry("c", 0))]);
+    cache.offer(generation, &entry("d", 7));
+    assert_eq!(cache.get("d").unwrap().record.revision, 7);
+    // A commit of the flow that was then evicted still keeps the older
+    // load out.
+    let small = FlowCache::new(1);
+    let generation = small.generation();
+    small.publish([Published::Put(&entry("e", 3))]);
+    small.publish([Published::Put(&entry("f", 0))]);
+    assert!(small.get("e").is_none(), "evicted");
+    small.offer(generation, &entry("e", 2));
+    assert!(small.get("e").is_none());
+}
+
+#[test]
+fn a_load_older_than_the_changes_the_cache_remembers_is_not_kept() {
+    let cache = FlowCache::new(10);
+    let generation = cache.generation();
+    // More published changes than the cache remembers, none of "a".
+    for i in 0..5000 {
+        cache.publish([Published::Put(&entry(&format!("other-{i}"), 0))]);
+    }
+    cache.offer(generation, &entry("a", 1));
+    assert!(cache.get("a").is_none());
+    let generation = cache.generation();
+    cache.offer(generation, &entry("a", 1));
+    assert!(cache.get("a").is_some());
 }
 
 #[test]

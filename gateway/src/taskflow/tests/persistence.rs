@@ -338,3 +338,41 @@ fn a_store_of_an_older_schema_with_a_duplicated_flow_id_fails_open_naming_the_ro
         "{e}"
     );
 }
+
+#[test]
+fn a_store_of_schema_version_3_is_migrated_at_open_and_reads_by_its_new_indexes() {
+    let mut h = Harness::new();
+    let bound = h.bind("s");
+    let older = create(&bound, "older");
+    let newer = create(&bound, "newer");
+    applied(ok(bound.finish(finish(&newer.flow_id, 0))));
+    drop(bound);
+    with_raw_sql(
+        &mut h,
+        "DROP INDEX flows_id; DROP INDEX tasks_id; DROP INDEX flows_status; \
+         DROP INDEX flows_live; DROP INDEX flows_cancel; DROP INDEX flows_ended; \
+         PRAGMA user_version = 3",
+    );
+    let conn = rusqlite::Connection::open(h.path()).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN \
+             ('flows_id', 'tasks_id', 'flows_status', 'flows_live', 'flows_cancel', 'flows_ended')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 6);
+    drop(conn);
+    let bound = h.bind("s");
+    assert_eq!(ok(bound.list()).len(), 2);
+    assert_eq!(
+        ok(bound.resolve(RStr::from("s"))).unwrap().flow_id,
+        older.flow_id
+    );
+    assert_eq!(h.store.flow_count(), 2);
+}
