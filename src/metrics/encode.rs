@@ -192,7 +192,7 @@ impl Collector for Metrics {
         m.encode_counter::<NoLabelSet, u64, f64>(&self.unrouted.load(Relaxed), None)?;
         let mut m = enc.encode_descriptor(
             "openclaw_webhooks_limiter_backend_errors",
-            "Calls to the cluster's Redis that failed or timed out; each was decided by local limits",
+            "Limit decisions the cluster's Redis did not make (a call failed, came too late or had no connection) and failed connection attempts; those decisions were made by local limits",
             None,
             MetricType::Counter,
         )?;

@@ -24,8 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The least time between two connection attempts while Redis is away.
 pub const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
-/// Redis errors the limiters met (a failed or timed-out call, a failed
-/// connection attempt), over the process's lifetime: the
+/// Redis errors the limiters met over the process's lifetime: a call
+/// that failed, came too late or could not be made (no connection), and a
+/// failed connection attempt. The
 /// `openclaw_webhooks_limiter_backend_errors_total` counter.
 pub static BACKEND_ERRORS: AtomicU64 = AtomicU64::new(0);
 

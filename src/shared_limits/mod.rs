@@ -60,7 +60,10 @@ async fn call<T: redis::FromRedisValue>(
     link: &Arc<RedisLink>,
     invocation: redis::ScriptInvocation<'_>,
 ) -> Option<T> {
-    let mut conn: ConnectionManager = link.connection()?;
+    let Some(mut conn): Option<ConnectionManager> = link.connection() else {
+        link.failed("not connected");
+        return None;
+    };
     match tokio::time::timeout(link.timeout, invocation.invoke_async(&mut conn)).await {
         Ok(Ok(value)) => {
             link.answered();

@@ -286,3 +286,83 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
         assert!(matches!(lease, Slot::Lease { .. }));
     });
 }
+
+/// Set in the child process of the kill -9 test: the prefix to hold a
+/// slot under.
+const CHILD_PREFIX: &str = "OPENCLAW_TEST_LEASE_CHILD_PREFIX";
+
+#[test]
+fn a_gateway_killed_with_sigkill_frees_its_slots_within_30_s() {
+    if let Ok(prefix) = std::env::var(CHILD_PREFIX) {
+        // The child: holds the route's only slot for client 1, says so,
+        // and runs until it is killed (or its parent goes: stdin closes).
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+        runtime().block_on(async {
+            let link = node(&testkit::redis_url()).await;
+            let limiter = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+            let _slot = limiter.acquire(client(1)).await.expect("the child's slot");
+            println!("LEASE-HELD");
+            std::future::pending::<()>().await;
+        });
+        return;
+    }
+    let prefix = testkit::redis_prefix("sigkill");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "shared_limits::tests::a_gateway_killed_with_sigkill_frees_its_slots_within_30_s",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PREFIX, &prefix)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        // libtest may print the test's name on the same line first.
+        let _ = tx.send(lines.any(|l| l.is_ok_and(|l| l.ends_with("LEASE-HELD"))));
+    });
+    let held = rx.recv_timeout(Duration::from_secs(30)).unwrap_or(false);
+    assert!(held, "the child never held its slot");
+    runtime().block_on(async {
+        let link = node(&testkit::redis_url()).await;
+        let limiter = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+        assert!(
+            limiter.acquire(client(1)).await.is_none(),
+            "the child holds the slot"
+        );
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
+        let killed_at = Instant::now();
+        let mut slot = None;
+        let freed = eventually(Duration::from_secs(30), async || {
+            slot = limiter.acquire(client(1)).await;
+            slot.is_some()
+        })
+        .await;
+        assert!(freed, "the killed node's slot did not return within 30 s");
+        assert!(
+            killed_at.elapsed() + Duration::from_secs(1) >= DEFAULT_LEASE / 3 * 2,
+            "the slot returned before the lease could lapse: {:?}",
+            killed_at.elapsed()
+        );
+    });
+}
+
+/// A child process that does not outlive a failed test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
