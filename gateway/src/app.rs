@@ -26,7 +26,7 @@ use crate::host::HostRuntime;
 use crate::loader::{self, LoadedPlugin};
 use crate::logger;
 use crate::metrics::{Exposition, PluginSource};
-use crate::taskflow::{Store, StoreOptions};
+use crate::taskflow::{PgOptions, Store, StoreOptions};
 
 /// Exit status for a refused config or unusable plugin.
 const EXIT_CONFIG: u8 = 2;
@@ -64,16 +64,7 @@ pub fn run(options: Options) -> ExitCode {
             Ok(lines) => lines,
             Err(e) => return refuse(&options, vec![e]),
         },
-        // Said plainly rather than serving on a store the other nodes
-        // cannot see.
-        Some(_) => {
-            eprintln!(
-                "error: cluster: the PostgreSQL TaskFlow store is not in this build yet; \
-                 remove `cluster` to serve on the embedded store"
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        None => Vec::new(),
+        Some(_) | None => Vec::new(),
     };
     if options.check {
         return print_check(&options, config, &plugins, &cluster_lines);
@@ -272,6 +263,39 @@ fn check_cluster(cluster: &ClusterSection, config: &Config) -> Result<Vec<String
     ])
 }
 
+/// With `cluster`: brings the PostgreSQL schema to this build's version
+/// (under its advisory lock, so nodes starting together apply each
+/// migration once) and opens the store there.
+fn open_cluster_store(
+    cluster: &ClusterSection,
+    config: &Config,
+    options: StoreOptions,
+) -> Result<Store, String> {
+    let url =
+        cluster
+            .postgres
+            .url
+            .resolve(Service::Postgres, "cluster.postgres.url", &config.secrets)?;
+    let mut client = probe::postgres(&url).map_err(|e| format!("cluster.postgres.url: {e}"))?;
+    let migrated =
+        schema::migrate(&mut client).map_err(|e| format!("cluster.postgres.url: {e}"))?;
+    drop(client);
+    if migrated.from != migrated.to {
+        log::info!(
+            target: "gateway",
+            "cluster postgres {url}: schema migrated from version {} to {}",
+            migrated.from,
+            migrated.to
+        );
+    }
+    let pg = PgOptions {
+        url: url.expose().to_owned(),
+        label: url.redacted(),
+        pool_size: cluster.postgres.pool_size,
+    };
+    Store::open_postgres(options, &pg).map_err(|e| e.to_string())
+}
+
 /// The Gateway settings every plugin receives.
 fn gateway_settings(gateway: &GatewaySection) -> GatewaySettings {
     GatewaySettings {
@@ -339,10 +363,15 @@ fn serve(
     store_options.max_store_bytes = config.tasks.max_store_bytes;
     store_options.cache_max_flows = config.tasks.cache_max_flows;
     let path = store_options.path.clone();
-    // A StoreError names the store file itself.
-    let store = Store::open(store_options).map_err(|e| e.to_string())?;
+    // A StoreError names the store file (or the redacted server URL).
+    let store = match &config.cluster {
+        Some(cluster) => open_cluster_store(cluster, &config, store_options)?,
+        None => Store::open(store_options).map_err(|e| e.to_string())?,
+    };
     exposition.store_opened(&store);
-    log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
+    if !store.is_postgres() {
+        log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
+    }
 
     let addr = SocketAddr::new(config.gateway.bind, config.gateway.port);
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -9,6 +9,7 @@ mod access;
 mod actions;
 mod auth_and_guards;
 mod callbacks;
+mod cluster;
 mod config_errors;
 mod connection;
 mod durability;

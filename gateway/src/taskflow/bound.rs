@@ -309,6 +309,15 @@ impl BoundTaskFlow for Bound {
         waker: EventWakerBox,
     ) -> RResult<(), TaskFlowError> {
         guarded(|| {
+            if self.store.is_postgres() {
+                // Refused rather than accepted and never delivered.
+                return Err(TaskFlowError::new(
+                    openclaw_ffi::outcome::ErrorCode::UNSUPPORTED,
+                    "callbacks are not available with `cluster` in this build (the PostgreSQL \
+                     store has no outbox yet); remove `callbacks` from the route or `cluster` \
+                     from the Gateway config",
+                ));
+            }
             self.store
                 .subscriptions()
                 .subscribe(&self.owner, scope.as_str(), waker)

@@ -20,6 +20,8 @@ use super::metrics::{FlowCounts, StoreMetrics};
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::outbox::{self, OutboxOp, Subscriptions};
+use super::pg::writer::PgWriter;
+use super::pg::{self as pgstore, Pg, PgOptions};
 use super::read_pool::{ReadPool, READ_THREADS};
 use super::readers::Readers;
 use super::sweep::{self, SWEEP_CHUNK};
@@ -50,6 +52,12 @@ pub(super) struct Inner {
     stop: Arc<(Mutex<bool>, Condvar)>,
     pub(super) watchers: Arc<Watchers>,
     metrics: StoreMetrics,
+    /// Set when the store lives in PostgreSQL: reads go there (the cache
+    /// stays empty, since other nodes write too) and the writer thread is
+    /// a [`PgWriter`].
+    pub(super) pg: Option<Arc<Pg>>,
+    /// The PostgreSQL store's listener thread (see `pg::listen`).
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -113,6 +121,8 @@ impl Store {
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
                 watchers,
                 metrics,
+                pg: None,
+                listener: Mutex::new(None),
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -128,6 +138,93 @@ impl Store {
             );
         }
         Ok(store)
+    }
+
+    /// Opens the store in PostgreSQL (whose schema is already migrated),
+    /// counts its flows by status, and starts the writer, the reader
+    /// threads and the sweeper. Of `options`, the path is unused; the
+    /// cache is not used either (see [`Inner::pg`]). At most
+    /// `pg.pool_size` connections are open (at least three): one for the
+    /// writer, one for the listener (`pg::listen`), the rest for the reader
+    /// threads.
+    pub fn open_postgres(options: StoreOptions, pg: &PgOptions) -> Result<Store, StoreError> {
+        let pool = Arc::new(Pg::new(pg)?);
+        let path = pool.label().to_path_buf();
+        let mut client = pool.connect()?;
+        let counts = pgstore::reads::status_counts(&mut client, &path)?;
+        bump_sequence(&mut client, &pool)?;
+        let counts = Arc::new(FlowCounts::new(counts));
+        let (tx, rx) = mpsc::channel::<Request>();
+        let watchers = Arc::new(Watchers::default());
+        let metrics = StoreMetrics::default();
+        let writer = PgWriter {
+            pg: Arc::clone(&pool),
+            client: Some(client),
+            counts: Arc::clone(&counts),
+            clock: options.clock.clone(),
+            retention_ms: millis(options.retention),
+            watchers: Arc::clone(&watchers),
+            metrics: metrics.clone(),
+            down: false,
+        };
+        let writer = thread::Builder::new()
+            .name("taskflow-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| StoreError::Thread {
+                path: path.clone(),
+                source,
+            })?;
+        let readers = usize::try_from(pg.pool_size.saturating_sub(2).max(1)).unwrap_or(1);
+        let read_pool = ReadPool::start(&path, readers)?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let listener = {
+            let (pool, watchers, stop) =
+                (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
+            thread::Builder::new()
+                .name("taskflow-listener".into())
+                .spawn(move || pgstore::listen::run(&pool, &watchers, &stop))
+                .map_err(|source| StoreError::Thread {
+                    path: path.clone(),
+                    source,
+                })?
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                path: path.clone(),
+                retention_ms: millis(options.retention),
+                clock: options.clock,
+                cache: Arc::new(FlowCache::new(1)),
+                counts,
+                readers: Readers::new(path.clone()),
+                read_pool,
+                lock: Mutex::new(None),
+                subscriptions: Arc::new(Subscriptions::default()),
+                tx: RwLock::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+                sweeper: Mutex::new(None),
+                stop,
+                watchers,
+                metrics,
+                pg: Some(pool),
+                listener: Mutex::new(Some(listener)),
+            }),
+        };
+        store.start_sweeper(options.sweep_interval)?;
+        log::info!(
+            "taskflow store {}: opened on PostgreSQL with {} flows",
+            path.display(),
+            store.flow_count()
+        );
+        Ok(store)
+    }
+
+    /// Whether the store lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.inner.pg.is_some()
+    }
+
+    pub(super) fn pg(&self) -> Option<&Arc<Pg>> {
+        self.inner.pg.as_ref()
     }
 
     fn start_sweeper(&self, interval: Duration) -> Result<(), StoreError> {
@@ -151,7 +248,9 @@ impl Store {
         // Candidates come from indexed queries, a chunk at a time; the
         // writer re-checks each one before it changes anything.
         let mut finalize = sweep::Candidates::new(now, self.inner.retention_ms);
-        loop {
+        // The PostgreSQL store has no candidate scan yet: it prunes
+        // idempotency records only.
+        while self.inner.pg.is_none() {
             let chunk = self
                 .inner
                 .readers
@@ -316,6 +415,23 @@ impl Store {
     }
 }
 
+/// Moves the block sequence past every stored sequence number when rows
+/// were copied in with their own (`migrate --from-state-dir`); a no-op
+/// otherwise, since every block drawn lies above the numbers it handed out.
+fn bump_sequence(client: &mut postgres::Client, pool: &Pg) -> Result<(), StoreError> {
+    client
+        .execute(
+            "SELECT setval('taskflow_seq_blocks', m) FROM \
+             (SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM flows), \
+                              (SELECT COALESCE(MAX(seq), 0) FROM tasks)) + 1 AS m) AS x, \
+             taskflow_seq_blocks AS s \
+             WHERE x.m > s.last_value + CASE WHEN s.is_called THEN 1024 ELSE 0 END",
+            &[],
+        )
+        .map_err(pool.err("cannot read the sequence"))?;
+    Ok(())
+}
+
 impl Inner {
     fn close(&self) {
         {
@@ -325,6 +441,11 @@ impl Inner {
         }
         // Queued reads are answered first.
         self.read_pool.stop();
+        if let Some(handle) = self.listener.lock().take() {
+            if handle.join().is_err() {
+                log::error!("taskflow store {}: listener panicked", self.path.display());
+            }
+        }
         if let Some((id, handle)) = self.sweeper.lock().take() {
             // The sweeper may itself drop the last handle; never join oneself.
             if id != thread::current().id() && handle.join().is_err() {
@@ -341,6 +462,9 @@ impl Inner {
         // Nothing commits any more: nobody waits for a commit.
         self.watchers.wake_all();
         self.readers.close();
+        if let Some(pg) = &self.pg {
+            pg.close();
+        }
         drop(self.lock.lock().take());
     }
 }

@@ -1,0 +1,475 @@
+//! The PostgreSQL store's writer thread: the embedded store's batches and
+//! semantics over a shared database. Each batch is one transaction; every
+//! flow and task it reads is read `FOR UPDATE`, so another node's batch
+//! touching the same rows waits for this commit and then evaluates against
+//! it: revision checks and idempotency keys are exact across nodes. A batch
+//! that loses a race (a deadlock, or a key another node recorded first) is
+//! rolled back and evaluated again from scratch; any other failure answers
+//! every operation of the batch `PERSIST_FAILED`, and the next batch
+//! reconnects.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openclaw_ffi::runtime::WriteOutcome;
+use postgres::{Client, Transaction};
+
+use super::{reads, retryable, rows, Pg};
+use crate::taskflow::batch::BatchView;
+use crate::taskflow::committed::Committed;
+use crate::taskflow::error::{internal, persist_failed, StoreError};
+use crate::taskflow::keys::{self, Prior, Record, Staged};
+use crate::taskflow::metrics::{FlowCounts, StatusDeltas, StoreMetrics};
+use crate::taskflow::model::{FlowEntry, TaskEntry};
+use crate::taskflow::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
+use crate::taskflow::options::Clock;
+use crate::taskflow::watch::{self, Watchers};
+use crate::taskflow::writer::{count, flow_change, keyed_record, next_batch, Reply, Request};
+use crate::taskflow::{children, flows, sweep};
+
+/// How many times a batch that lost a race is evaluated again.
+const ATTEMPTS: usize = 5;
+
+/// The channel each commit announces its changed flow ids on.
+pub(crate) const CHANNEL: &str = "openclaw_taskflow";
+
+pub(crate) struct PgWriter {
+    pub pg: Arc<Pg>,
+    pub client: Option<Client>,
+    pub counts: Arc<FlowCounts>,
+    pub clock: Clock,
+    pub retention_ms: u64,
+    pub watchers: Arc<Watchers>,
+    pub metrics: StoreMetrics,
+    /// Whether the last batch found the server unreachable (logged once
+    /// per outage).
+    pub down: bool,
+}
+
+/// Why a batch did not commit.
+enum Failure {
+    /// It lost a race with another node: evaluate it again.
+    Retry,
+    /// The server failed or could not be reached.
+    Failed,
+}
+
+/// What a committed batch answers and changed.
+struct Outcome {
+    answers: Vec<Reply>,
+    committed: Vec<Change>,
+    deltas: StatusDeltas,
+}
+
+impl PgWriter {
+    pub fn run(mut self, rx: Receiver<Request>) {
+        let mut last_len = 0;
+        while let Some(batch) = next_batch(&rx, last_len) {
+            last_len = batch.len();
+            self.process(batch);
+        }
+        self.pg.close();
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        let (started, n) = (Instant::now(), batch.len());
+        let result = catch_unwind(AssertUnwindSafe(|| self.attempts(&batch)));
+        self.metrics.batch(started.elapsed(), n);
+        let (answers, settled) = match result {
+            Ok(Some(out)) => {
+                self.counts.apply(&out.deltas);
+                let settled = self
+                    .watchers
+                    .settled(out.committed.iter().filter_map(flow_change));
+                (out.answers, settled)
+            }
+            Ok(None) => ((0..n).map(|_| Err(persist_failed())).collect(), Vec::new()),
+            Err(_) => {
+                log::error!("taskflow store {}: writer fault", self.pg.label().display());
+                // Whatever the fault left open on the connection goes with it.
+                self.client = None;
+                let fault = internal("TaskFlow store writer fault.");
+                ((0..n).map(|_| Err(fault.clone())).collect(), Vec::new())
+            }
+        };
+        for (req, answer) in batch.into_iter().zip(answers) {
+            req.reply.deliver(answer);
+        }
+        watch::wake(settled);
+    }
+
+    fn attempts(&mut self, batch: &[Request]) -> Option<Outcome> {
+        for attempt in 1..=ATTEMPTS {
+            match self.attempt(batch) {
+                Ok(out) => {
+                    if self.down {
+                        self.down = false;
+                        log::info!(
+                            "taskflow store {}: PostgreSQL answers again",
+                            self.pg.label().display()
+                        );
+                    }
+                    return Some(out);
+                }
+                Err(Failure::Retry) if attempt < ATTEMPTS => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn attempt(&mut self, batch: &[Request]) -> Result<Outcome, Failure> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            match self.pg.connect() {
+                Ok(client) => self.client = Some(client),
+                Err(err) => {
+                    self.outage(&err.to_string());
+                    return Err(Failure::Failed);
+                }
+            }
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(Failure::Failed);
+        };
+        let batch_ctx = BatchCtx {
+            path: self.pg.label(),
+            clock: &self.clock,
+            retention_ms: self.retention_ms,
+        };
+        let result = run_batch(client, &batch_ctx, batch);
+        if let Err(Failure::Failed) = &result {
+            if client.is_closed() {
+                self.client = None;
+            }
+            self.outage("the batch failed");
+        }
+        result
+    }
+
+    fn outage(&mut self, detail: &str) {
+        if !self.down {
+            self.down = true;
+            log::warn!(
+                "taskflow store {}: PostgreSQL is unavailable ({detail}); writes answer \
+                 persist_failed until it answers again",
+                self.pg.label().display()
+            );
+        }
+    }
+}
+
+struct BatchCtx<'a> {
+    path: &'a Path,
+    clock: &'a Clock,
+    retention_ms: u64,
+}
+
+/// Committed state as one batch's transaction sees it, every row locked
+/// until the commit. A failed lookup is remembered: PostgreSQL has aborted
+/// the transaction, so nothing more of the batch can commit.
+struct PgCommitted<'a, 't> {
+    tx: &'a RefCell<Transaction<'t>>,
+    path: &'a Path,
+    /// `Some(retryable)` once a lookup failed.
+    failed: Cell<Option<bool>>,
+}
+
+impl PgCommitted<'_, '_> {
+    fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(err) = &result {
+            let again = matches!(err, StoreError::Postgres { source, .. } if retryable(source));
+            self.failed.set(Some(again));
+        }
+        result
+    }
+}
+
+impl Committed for PgCommitted<'_, '_> {
+    fn flow(&self, flow_id: &str) -> Result<Option<Arc<FlowEntry>>, StoreError> {
+        let found = reads::flow(&mut *self.tx.borrow_mut(), self.path, flow_id, true);
+        self.note(found).map(|f| f.map(Arc::new))
+    }
+
+    fn task(&self, task_id: &str) -> Result<Option<Arc<TaskEntry>>, StoreError> {
+        let found = reads::task(&mut *self.tx.borrow_mut(), self.path, task_id, true);
+        self.note(found).map(|t| t.map(Arc::new))
+    }
+
+    fn flow_tasks(&self, flow_id: &str) -> Result<Vec<Arc<TaskEntry>>, StoreError> {
+        let found = reads::flow_tasks(&mut *self.tx.borrow_mut(), self.path, flow_id, true);
+        self.note(found)
+            .map(|tasks| tasks.into_iter().map(Arc::new).collect())
+    }
+}
+
+fn classify(path: &Path, what: &str, err: &postgres::Error) -> Failure {
+    if retryable(err) {
+        log::debug!(
+            "taskflow store {}: {what} lost a race: {err}",
+            path.display()
+        );
+        Failure::Retry
+    } else {
+        log::warn!("taskflow store {}: {what} failed: {err}", path.display());
+        Failure::Failed
+    }
+}
+
+fn run_batch(
+    client: &mut Client,
+    ctx: &BatchCtx<'_>,
+    batch: &[Request],
+) -> Result<Outcome, Failure> {
+    let path = ctx.path;
+    let tx = client
+        .transaction()
+        .map_err(|e| classify(path, "begin", &e))?;
+    let tx = RefCell::new(tx);
+    let mut next_seq = 0u64;
+    if batch
+        .iter()
+        .any(|r| matches!(r.op, Op::Create { .. } | Op::RunTask { .. }))
+    {
+        let row = tx
+            .borrow_mut()
+            .query_one("SELECT nextval('taskflow_seq_blocks')", &[])
+            .map_err(|e| classify(path, "drawing sequence numbers", &e))?;
+        next_seq = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    }
+    let committed_state = PgCommitted {
+        tx: &tx,
+        path,
+        failed: Cell::new(None),
+    };
+    let mut view = BatchView::new(&committed_state, &mut next_seq);
+    let mut staged = Staged::default();
+    let mut out = Outcome {
+        answers: Vec::with_capacity(batch.len()),
+        committed: Vec::new(),
+        deltas: StatusDeltas::default(),
+    };
+    for req in batch {
+        let op_ctx = Ctx {
+            now: ctx.clock.now(),
+            retention_ms: ctx.retention_ms,
+        };
+        let evaluation = catch_unwind(AssertUnwindSafe(|| {
+            evaluate_claimed(&tx, path, &staged, &mut view, &op_ctx, req)
+        }))
+        .unwrap_or_else(|_| {
+            Ok(Evaluation {
+                answer: Err(internal("TaskFlow operation fault.")),
+                changes: Vec::new(),
+            })
+        })?;
+        view.take_failure();
+        if let Some(again) = committed_state.failed.get() {
+            return Err(if again {
+                Failure::Retry
+            } else {
+                Failure::Failed
+            });
+        }
+        if evaluation.answer.is_ok() && !evaluation.changes.is_empty() {
+            for change in &evaluation.changes {
+                stage(&mut tx.borrow_mut(), path, change, op_ctx.now)?;
+            }
+            count(&view, &evaluation.changes, &mut out.deltas);
+            view.apply(&evaluation.changes);
+            for change in &evaluation.changes {
+                if let Change::PutRecord(r) = change {
+                    staged.add(Record::clone(r));
+                }
+            }
+            out.committed.extend(evaluation.changes);
+        }
+        out.answers.push(evaluation.answer);
+    }
+    drop(view);
+    let tx = tx.into_inner();
+    if out.committed.is_empty() {
+        // Nothing to keep; the locks go with the rollback.
+        tx.rollback().map_err(|e| classify(path, "rollback", &e))?;
+        return Ok(out);
+    }
+    let mut tx = tx;
+    notify(&mut tx, &out.committed).map_err(|e| classify(path, "notify", &e))?;
+    tx.commit().map_err(|e| classify(path, "commit", &e))?;
+    Ok(out)
+}
+
+/// One notification per committed batch, carrying the changed flow ids
+/// (space-separated; ids never hold spaces), delivered to every listening
+/// Gateway when the batch commits.
+fn notify(tx: &mut Transaction<'_>, committed: &[Change]) -> Result<(), postgres::Error> {
+    let mut ids: Vec<&str> = committed
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutFlow(f) => Some(f.id()),
+            Change::DeleteFlow { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // A payload is limited to 8,000 bytes: a larger batch is sent in parts.
+    let mut part = String::new();
+    for id in ids {
+        if part.len() + id.len() + 1 > 7_000 {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &part])?;
+            part.clear();
+        }
+        if !part.is_empty() {
+            part.push(' ');
+        }
+        part.push_str(id);
+    }
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &part])?;
+    Ok(())
+}
+
+/// Evaluates a request; a keyed write is answered from its key's live
+/// record when there is one (see `keys`), and otherwise stages its reply.
+fn evaluate_claimed(
+    tx: &RefCell<Transaction<'_>>,
+    path: &Path,
+    staged: &Staged,
+    view: &mut BatchView<'_>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Evaluation, Failure> {
+    let Some(claim) = &req.claim else {
+        return evaluate(tx, path, view, ctx, &req.op);
+    };
+    let (scope, key) = (claim.claim.scope.as_str(), claim.claim.key.as_str());
+    let found = match staged.get(scope, key) {
+        Some(r) => Some(r.clone()),
+        None => find_key(&mut tx.borrow_mut(), scope, key)
+            .map_err(|e| classify(path, "idempotency lookup", &e))?,
+    };
+    match keys::judge(found, &claim.claim, ctx.now) {
+        Prior::Same(reply) => Ok(Evaluation::read_only(Answer::Write(
+            WriteOutcome::Replayed(reply),
+        ))),
+        Prior::Other => Ok(Evaluation::read_only(Answer::Write(
+            WriteOutcome::KeyMismatch,
+        ))),
+        Prior::None => {
+            let mut evaluation = evaluate(tx, path, view, ctx, &req.op)?;
+            keyed_record(claim, &mut evaluation, ctx.now);
+            Ok(evaluation)
+        }
+    }
+}
+
+fn evaluate(
+    tx: &RefCell<Transaction<'_>>,
+    path: &Path,
+    view: &mut BatchView<'_>,
+    ctx: &Ctx,
+    op: &Op,
+) -> Result<Evaluation, Failure> {
+    Ok(match op {
+        Op::Create { owner, input } => flows::create(view, ctx, owner, input),
+        Op::Mutate { owner, mutation } => flows::mutate(view, ctx, owner, mutation),
+        Op::Cancel { owner, flow_id } => children::cancel(view, ctx, owner, flow_id.as_str()),
+        Op::RunTask { owner, input } => children::run_task(view, ctx, owner, input),
+        Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
+        Op::Outbox(_) => Evaluation {
+            answer: Err(internal(
+                "The PostgreSQL TaskFlow store has no callback outbox in this build.",
+            )),
+            changes: Vec::new(),
+        },
+        Op::PruneKeys { limit } => {
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            let pruned = tx
+                .borrow_mut()
+                .execute(
+                    "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency \
+                     WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+                    &[&crate::taskflow::rows::int(ctx.now), &limit],
+                )
+                .map_err(|e| classify(path, "pruning idempotency records", &e))?;
+            Evaluation::read_only(Answer::Sweep(SweepReport {
+                pruned_keys: usize::try_from(pruned).unwrap_or(usize::MAX),
+                ..SweepReport::default()
+            }))
+        }
+    })
+}
+
+fn find_key(
+    tx: &mut Transaction<'_>,
+    scope: &str,
+    key: &str,
+) -> Result<Option<Record>, postgres::Error> {
+    let row = tx.query_opt(
+        "SELECT fingerprint, status, body, expires_at FROM idempotency \
+         WHERE scope = $1 AND key = $2",
+        &[&scope, &key],
+    )?;
+    Ok(row.map(|row| Record {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        fingerprint: row.get(0),
+        status: u16::try_from(row.get::<_, i64>(1)).unwrap_or(500),
+        body: row.get(2),
+        expires_at: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+    }))
+}
+
+fn stage(tx: &mut Transaction<'_>, path: &Path, change: &Change, now: u64) -> Result<(), Failure> {
+    use crate::taskflow::rows::int;
+    let result = match change {
+        Change::PutFlow(f) => rows::upsert_flow(tx, f),
+        Change::PutTask(t) => rows::upsert_task(tx, t),
+        Change::DeleteFlow { id, .. } => tx
+            .execute("DELETE FROM flows WHERE flow_id = $1", &[id])
+            .map(drop),
+        Change::DeleteTask { id, .. } => tx
+            .execute("DELETE FROM tasks WHERE task_id = $1", &[id])
+            .map(drop),
+        Change::PutRecord(r) => {
+            // Replaces only an expired record: a live one was written by
+            // another node since this batch looked, so the batch runs
+            // again and replays it.
+            let written = tx.execute(
+                "INSERT INTO idempotency (scope, key, fingerprint, status, body, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO UPDATE SET \
+                 fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, \
+                 body = EXCLUDED.body, expires_at = EXCLUDED.expires_at \
+                 WHERE idempotency.expires_at <= $7",
+                &[
+                    &r.scope,
+                    &r.key,
+                    &r.fingerprint,
+                    &i64::from(r.status),
+                    &r.body,
+                    &int(r.expires_at),
+                    &int(now),
+                ],
+            );
+            match written {
+                Ok(0) => return Err(Failure::Retry),
+                other => other.map(drop),
+            }
+        }
+        Change::DeleteRecord { .. } | Change::Outbox(_) => {
+            log::error!(
+                "taskflow store {}: a change the PostgreSQL store does not stage",
+                path.display()
+            );
+            return Err(Failure::Failed);
+        }
+    };
+    result.map_err(|e| classify(path, "write", &e))
+}

@@ -1,0 +1,347 @@
+//! Several Gateways on one PostgreSQL: each test starts two real Gateway
+//! processes on a schema of its own, and a flow written through one is
+//! read, changed and cancelled through the other, with revision checks and
+//! idempotency keys exact across them; a killed node loses no acknowledged
+//! write; an unreachable PostgreSQL answers 503 quickly and service
+//! resumes by itself.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// The standard route on PostgreSQL at `url` (and the test Redis).
+fn cluster_config(url: &str, route_extra: Value) -> Value {
+    gateway_config(
+        json!({"routes": {"zapier": route(route_extra)}}),
+        json!({"cluster": {
+            "postgres": {"url": url, "poolSize": 4},
+            "redis": {"url": redis_url()}
+        }}),
+    )
+}
+
+fn two_nodes(schema: &PgSchema) -> (Gateway, Gateway) {
+    let config = cluster_config(&schema.url(), json!({}));
+    (Gateway::start(&config), Gateway::start(&config))
+}
+
+fn rev(flow: &Value) -> u64 {
+    flow["revision"].as_u64().unwrap()
+}
+
+fn id(flow: &Value) -> String {
+    flow["flowId"].as_str().unwrap().to_owned()
+}
+
+fn keyed(gw: &Gateway, key: &str, body: &Value) -> Response {
+    let base = authed();
+    let mut headers = hdrs(&base);
+    headers.push(("idempotency-key", key));
+    gw.post(ROUTE_PATH, &headers, body.to_string().as_bytes())
+}
+
+#[test]
+fn a_flow_created_on_one_node_is_read_changed_and_cancelled_on_the_other() {
+    let schema = PgSchema::new("cluster_flow");
+    let (a, b) = two_nodes(&schema);
+    let flow = a.create_flow("shared goal");
+    let flow_id = id(&flow);
+
+    let got = b.action(json!({"action": "get_flow", "flowId": flow_id}));
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json["result"]["flow"], flow);
+    let listed = b.action(json!({"action": "list_flows"}));
+    assert_eq!(
+        listed.json["result"]["flows"][0]["flowId"],
+        flow_id.as_str()
+    );
+
+    let waiting = b.action(json!({"action": "set_waiting", "flowId": flow_id,
+        "expectedRevision": rev(&flow), "currentStep": "review"}));
+    assert_eq!(waiting.status, 200, "{}", waiting.text);
+    let after = waiting.json["result"]["flow"].clone();
+    assert_eq!(rev(&after), rev(&flow) + 1);
+    // Node A sees B's change at once: nothing is cached per node.
+    let seen = a.action(json!({"action": "get_flow", "flowId": flow_id}));
+    assert_eq!(seen.json["result"]["flow"], after);
+    // A stale revision is refused on either node.
+    let stale = a.action(json!({"action": "finish_flow", "flowId": flow_id,
+        "expectedRevision": rev(&flow)}));
+    assert_eq!(stale.json["code"], "revision_conflict", "{}", stale.text);
+
+    let cancelled = b.action(json!({"action": "cancel_flow", "flowId": flow_id}));
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    let seen = a.action(json!({"action": "get_flow", "flowId": flow_id}));
+    assert_eq!(
+        seen.json["result"]["flow"]["status"], "cancelled",
+        "{}",
+        seen.text
+    );
+}
+
+#[test]
+fn of_sixteen_same_revision_mutations_over_two_nodes_exactly_one_applies() {
+    let schema = PgSchema::new("cluster_race");
+    let (a, b) = two_nodes(&schema);
+    let flow = a.create_flow("raced");
+    let (flow_id, revision) = (id(&flow), rev(&flow));
+    let nodes = [a.addr, b.addr];
+    let start = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let (addr, start, flow_id) = (nodes[i % 2], Arc::clone(&start), flow_id.clone());
+            std::thread::spawn(move || {
+                let body = json!({"action": "set_waiting", "flowId": flow_id,
+                    "expectedRevision": revision, "currentStep": format!("step {i}")});
+                let base = authed();
+                let mut headers = hdrs(&base);
+                headers.push(("connection", "close"));
+                start.wait();
+                http(
+                    addr,
+                    "POST",
+                    ROUTE_PATH,
+                    &headers,
+                    body.to_string().as_bytes(),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let applied = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        applied,
+        1,
+        "{:?}",
+        answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    for refused in answers.iter().filter(|r| r.status != 200) {
+        assert_eq!(
+            refused.json["code"], "revision_conflict",
+            "{}",
+            refused.text
+        );
+    }
+    let now = b.action(json!({"action": "get_flow", "flowId": flow_id}));
+    assert_eq!(rev(&now.json["result"]["flow"]), revision + 1);
+}
+
+#[test]
+fn an_idempotency_key_used_on_one_node_replays_on_the_other() {
+    let schema = PgSchema::new("cluster_keys");
+    let (a, b) = two_nodes(&schema);
+    let body = json!({"action": "create_flow", "goal": "once"});
+    let first = keyed(&a, "key-across-nodes", &body);
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = keyed(&b, "key-across-nodes", &body);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.text, first.text, "the first answer, byte for byte");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let other = keyed(
+        &b,
+        "key-across-nodes",
+        &json!({"action": "create_flow", "goal": "else"}),
+    );
+    assert_eq!(
+        other.json["code"], "idempotency_key_mismatch",
+        "{}",
+        other.text
+    );
+    let list = a.action(json!({"action": "list_flows"}));
+    assert_eq!(list.json["result"]["flows"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn every_write_a_killed_node_acknowledged_is_readable_on_the_other() {
+    let schema = PgSchema::new("cluster_kill");
+    let (a, b) = two_nodes(&schema);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, acked, stop) = (a.addr, Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let base = authed();
+                let mut headers = hdrs(&base);
+                headers.push(("connection", "close"));
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let body = json!({"action": "create_flow", "goal": format!("w{w}-{n}")});
+                    n += 1;
+                    let Some(res) = try_http(addr, &headers, &body) else {
+                        break;
+                    };
+                    if res.status == 200 {
+                        acked.lock().unwrap().push(id(&res.json["result"]["flow"]));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill under load, once a good number of writes were acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 100 {
+        assert!(Instant::now() < deadline, "the writes did not get going");
+        std::thread::yield_now();
+    }
+    drop(a.kill9());
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let listed = b.action(json!({"action": "list_flows"}));
+    let stored: HashSet<String> = listed.json["result"]["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    for flow_id in &acked {
+        assert!(
+            stored.contains(flow_id),
+            "acknowledged flow {flow_id} is lost"
+        );
+    }
+}
+
+/// A POST that reports a connection failure (the node was killed) as
+/// `None` instead of panicking.
+fn try_http(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Option<Response> {
+    let body = body.to_string();
+    std::panic::catch_unwind(|| http(addr, "POST", ROUTE_PATH, headers, body.as_bytes())).ok()
+}
+
+#[test]
+fn an_unreachable_postgres_answers_503_within_five_seconds_and_service_resumes() {
+    let schema = PgSchema::new("cluster_cut");
+    let proxy = TcpProxy::start(PgSchema::server_addr());
+    let gw = Gateway::start(&cluster_config(
+        &schema.url_through(proxy.addr()),
+        json!({}),
+    ));
+    let flow = gw.create_flow("before the cut");
+    let flow_id = id(&flow);
+
+    proxy.cut();
+    let started = Instant::now();
+    let write = gw.action(json!({"action": "create_flow", "goal": "during the cut"}));
+    assert_eq!(write.status, 503, "{}", write.text);
+    assert_eq!(write.json["code"], "persist_failed");
+    let read = gw.action(json!({"action": "get_flow", "flowId": flow_id}));
+    assert_eq!(read.status, 503, "{}", read.text);
+    assert_eq!(read.json["code"], "store_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "two answers took {:?}",
+        started.elapsed()
+    );
+
+    proxy.restore();
+    // Recovers by itself: no restart, the next requests reconnect.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = gw.action(json!({"action": "get_flow", "flowId": flow_id}));
+        if res.status == 200 {
+            assert_eq!(res.json["result"]["flow"], flow);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reads did not resume: {}",
+            res.text
+        );
+    }
+    let created = gw.action(json!({"action": "create_flow", "goal": "after the cut"}));
+    assert_eq!(created.status, 200, "{}", created.text);
+}
+
+#[test]
+fn a_waiting_read_on_one_node_is_woken_by_a_commit_on_the_other() {
+    let schema = PgSchema::new("cluster_wait");
+    let a = Gateway::start(&cluster_config(&schema.url(), json!({})));
+    // One waiter at most on B, so a probe tells when it waits (see
+    // `waiting.rs`).
+    let b = Gateway::start(&cluster_config(
+        &schema.url(),
+        json!({"limits": {"maxWaiters": 1}}),
+    ));
+    let flow = a.create_flow("watched");
+    let flow_id = id(&flow);
+    let wait = |flow_id: &str, above: u64, wait_ms: u64| {
+        json!({"action": "get_flow", "flowId": flow_id,
+            "waitForRevisionAbove": above, "waitMs": wait_ms})
+    };
+    let post = |addr, body: &Value| {
+        let base = authed();
+        let mut headers = hdrs(&base);
+        headers.push(("connection", "close"));
+        http(
+            addr,
+            "POST",
+            ROUTE_PATH,
+            &headers,
+            body.to_string().as_bytes(),
+        )
+    };
+    let waiter = {
+        let (addr, body) = (b.addr, wait(&flow_id, rev(&flow), 20_000));
+        std::thread::spawn(move || loop {
+            let started = Instant::now();
+            let res = post(addr, &body);
+            // A probe may hold the only place for a moment.
+            if res.status != 429 {
+                return (res, started.elapsed());
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = post(b.addr, &wait("probe-no-such-flow", 0, 1));
+        if probe.json["code"] == "too_many_waiters" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waiter never waited: {}",
+            probe.text
+        );
+    }
+    let changed = a.action(json!({"action": "set_waiting", "flowId": flow_id,
+        "expectedRevision": rev(&flow)}));
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let (res, took) = waiter.join().unwrap();
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(rev(&res.json["result"]["flow"]), rev(&flow) + 1);
+    assert!(
+        took < Duration::from_secs(10),
+        "woken after {took:?}, not by the commit"
+    );
+}
+
+#[test]
+fn a_route_with_callbacks_is_refused_at_start_under_cluster() {
+    let schema = PgSchema::new("cluster_callbacks");
+    let config = cluster_config(
+        &schema.url(),
+        json!({"callbacks": {"url": "http://127.0.0.1:9/hook", "allowInsecureHttp": true,
+            "signing": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}}),
+    );
+    let out = Gateway::run_to_exit(&config, &[]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("callbacks are not available with `cluster`"),
+        "{}",
+        out.stderr
+    );
+}
