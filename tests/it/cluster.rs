@@ -329,6 +329,28 @@ fn a_waiting_read_on_one_node_is_woken_by_a_commit_on_the_other() {
 }
 
 #[test]
+fn the_retention_sweep_prunes_ended_flows_from_postgres() {
+    let schema = PgSchema::new("cluster_sweep");
+    let mut config = cluster_config(&schema.url(), json!({}));
+    config["tasks"] = json!({"retentionMs": 1, "sweepIntervalMs": 100});
+    let gw = Gateway::start(&config);
+    let flow = gw.create_flow("short-lived");
+    let finished = gw.action(json!({"action": "finish_flow", "flowId": id(&flow),
+        "expectedRevision": rev(&flow)}));
+    assert_eq!(finished.status, 200, "{}", finished.text);
+    // The sweep says what it pruned.
+    gw.wait_for_log("pruned 1 flows");
+    let res = gw.action(json!({"action": "get_flow", "flowId": id(&flow)}));
+    assert_eq!(res.json["result"]["flow"], Value::Null, "{}", res.text);
+    let left: i64 = schema
+        .client()
+        .query_one("SELECT count(*) FROM flows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[test]
 fn a_route_with_callbacks_is_refused_at_start_under_cluster() {
     let schema = PgSchema::new("cluster_callbacks");
     let config = cluster_config(

@@ -112,7 +112,10 @@ const MIGRATIONS: &[&str] = &[
     // 1,024 per batch (a batch creates at most one row per operation and
     // holds at most 1,024), so nodes never hand out the same number; the
     // newest-first orders of the embedded store carry over unchanged.
-    "CREATE SEQUENCE taskflow_seq_blocks INCREMENT BY 1024 MINVALUE 0 START WITH 0;",
+    // The retention sweep's candidate scans get their indexes too.
+    "CREATE SEQUENCE taskflow_seq_blocks INCREMENT BY 1024 MINVALUE 0 START WITH 0;
+    CREATE INDEX flows_cancel ON flows (seq) WHERE cancel_requested_at IS NOT NULL;
+    CREATE INDEX flows_end_order ON flows ((coalesce(ended_at, updated_at)), seq);",
 ];
 
 /// The schema version this build creates and understands.

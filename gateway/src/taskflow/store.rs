@@ -248,13 +248,27 @@ impl Store {
         // Candidates come from indexed queries, a chunk at a time; the
         // writer re-checks each one before it changes anything.
         let mut finalize = sweep::Candidates::new(now, self.inner.retention_ms);
-        // The PostgreSQL store has no candidate scan yet: it prunes
-        // idempotency records only.
-        while self.inner.pg.is_none() {
-            let chunk = self
-                .inner
-                .readers
-                .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK));
+        loop {
+            let chunk = match &self.inner.pg {
+                Some(pg) => pg.with(|client| {
+                    let client = std::cell::RefCell::new(client);
+                    finalize.next_chunk_from(
+                        SWEEP_CHUNK,
+                        |after| {
+                            let c = &mut **client.borrow_mut();
+                            pgstore::reads::cancel_requested(c, pg.label(), after, SWEEP_CHUNK)
+                        },
+                        |cutoff, after| {
+                            let c = &mut **client.borrow_mut();
+                            pgstore::reads::ended_before(c, pg.label(), cutoff, after, SWEEP_CHUNK)
+                        },
+                    )
+                }),
+                None => self
+                    .inner
+                    .readers
+                    .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK)),
+            };
             let (finalize_ids, prune_ids) = match chunk {
                 Ok(chunk) => chunk,
                 Err(err) => {
@@ -290,6 +304,10 @@ impl Store {
             || Op::PruneKeys { limit: SWEEP_CHUNK },
             |r| r.pruned_keys,
         ));
+        if self.inner.pg.is_some() {
+            // No outbox there (callbacks are refused under `cluster`).
+            return report;
+        }
         report.add(self.prune_chunks(
             "outbox events",
             || Op::Outbox(OutboxOp::Prune { limit: SWEEP_CHUNK }),

@@ -12,6 +12,7 @@ use postgres::{GenericClient, Row};
 use super::rows::{flow_from_row, task_from_row, FLOW_COLUMNS, TASK_COLUMNS};
 use crate::taskflow::error::StoreError;
 use crate::taskflow::model::{FlowEntry, TaskEntry};
+use crate::taskflow::rows::{int, EndedCursor};
 
 /// The terminal predicate of the embedded store's queries.
 const TERMINAL: &str = "(status IN ('succeeded', 'failed', 'cancelled', 'lost') \
@@ -189,4 +190,59 @@ pub(crate) fn flows(
 ) -> Result<Vec<FlowEntry>, StoreError> {
     let sql = format!("SELECT {FLOW_COLUMNS} FROM flows WHERE flow_id = ANY($1)");
     collect(client, path, &sql, &[&ids], flow_from_row)
+}
+
+/// Up to `limit` flows whose cancel was requested and that are not
+/// terminal yet, after creation sequence `after`, in that order.
+pub(crate) fn cancel_requested(
+    client: &mut impl GenericClient,
+    path: &Path,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let sql = format!(
+        "SELECT seq, flow_id FROM flows WHERE cancel_requested_at IS NOT NULL AND NOT {TERMINAL} \
+         AND seq > $1 ORDER BY seq LIMIT $2"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query(&sql, &[&after, &limit])
+        .map_err(failed(path))?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(failed(path))?,
+                r.try_get(1).map_err(failed(path))?,
+            ))
+        })
+        .collect()
+}
+
+/// Up to `limit` terminal flows that ended at or before `cutoff`, after
+/// `after` (end time, creation sequence), oldest end first.
+pub(crate) fn ended_before(
+    client: &mut impl GenericClient,
+    path: &Path,
+    cutoff: u64,
+    after: EndedCursor,
+    limit: usize,
+) -> Result<Vec<(EndedCursor, String)>, StoreError> {
+    let sql = format!(
+        "SELECT coalesce(ended_at, updated_at), seq, flow_id FROM flows WHERE {TERMINAL} \
+         AND coalesce(ended_at, updated_at) <= $1 \
+         AND (coalesce(ended_at, updated_at), seq) > ($2, $3) \
+         ORDER BY coalesce(ended_at, updated_at), seq LIMIT $4"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let cutoff = int(cutoff);
+    let rows = client
+        .query(&sql, &[&cutoff, &after.0, &after.1, &limit])
+        .map_err(failed(path))?;
+    rows.iter()
+        .map(|r| {
+            let end: i64 = r.try_get(0).map_err(failed(path))?;
+            let seq: i64 = r.try_get(1).map_err(failed(path))?;
+            Ok(((end, seq), r.try_get(2).map_err(failed(path))?))
+        })
+        .collect()
 }
