@@ -106,7 +106,10 @@ fn prepare(addr: SocketAddr, conns: usize) -> String {
         r#"{"action":"create_flow","goal":"bench flow"}"#,
     ));
     assert_eq!(res.status, 200, "{}", res.text);
-    let flow_id = res.json["result"]["flow"]["flowId"].as_str().unwrap().to_owned();
+    let flow_id = res.json["result"]["flow"]["flowId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let fill = Arc::new(post_json(
         "/hooks/list",
         SECRET,

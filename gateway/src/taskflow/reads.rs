@@ -16,7 +16,7 @@ use std::path::Path;
 use super::error::{pg_read_failed, read_failed, StoreError};
 use super::model::FlowEntry;
 use super::pg::reads as pg_reads;
-use super::pg::Pg;
+use super::pg::{Db, Pg};
 use super::read_pool::Job;
 use super::rows;
 use super::store::Store;
@@ -49,7 +49,7 @@ impl Store {
     fn pg_query<T>(
         &self,
         pg: &Pg,
-        f: impl FnOnce(&mut postgres::Client, &Path) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Db<'_, postgres::Client>, &Path) -> Result<T, StoreError>,
     ) -> Result<T, TaskFlowError> {
         pg.with(|client| f(client, pg.label()))
             .map_err(|err| pg_read_failed(&err))

@@ -151,7 +151,14 @@ impl Store {
         let pool = Arc::new(Pg::new(pg)?);
         let path = pool.label().to_path_buf();
         let mut client = pool.connect()?;
-        let counts = pgstore::reads::status_counts(&mut client, &path)?;
+        let mut stmts = pgstore::Stmts::new();
+        let counts = pgstore::reads::status_counts(
+            &mut pgstore::Db {
+                c: &mut client,
+                stmts: &mut stmts,
+            },
+            &path,
+        )?;
         bump_sequence(&mut client, &pool)?;
         let counts = Arc::new(FlowCounts::new(counts));
         let (tx, rx) = mpsc::channel::<Request>();
@@ -160,6 +167,7 @@ impl Store {
         let writer = PgWriter {
             pg: Arc::clone(&pool),
             client: Some(client),
+            stmts,
             counts: Arc::clone(&counts),
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),

@@ -14,7 +14,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
 use super::writer::CHANNEL;
-use super::{reads, Pg};
+use super::{reads, Db, Pg, Stmts};
 use crate::taskflow::watch::{self, FlowChange, Watchers};
 
 /// How often every watched flow is read again, and how long a stop waits.
@@ -100,7 +100,12 @@ fn recheck(
     if ids.is_empty() {
         return Ok(());
     }
-    let flows = reads::flows(client, pg.label(), &ids).map_err(|err| {
+    let mut stmts = Stmts::new();
+    let mut db = Db {
+        c: client,
+        stmts: &mut stmts,
+    };
+    let flows = reads::flows(&mut db, pg.label(), &ids).map_err(|err| {
         log::debug!("taskflow store: listener cannot read flows: {err}");
     })?;
     let mut changes: Vec<FlowChange<'_>> =

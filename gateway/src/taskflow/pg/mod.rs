@@ -10,11 +10,13 @@ pub(crate) mod reads;
 pub(crate) mod rows;
 pub(crate) mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::{Client, Config, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use super::error::StoreError;
 
@@ -38,7 +40,7 @@ pub struct PgOptions {
 pub(crate) struct Pg {
     config: Config,
     label: PathBuf,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<(Client, Stmts)>>,
     max_idle: usize,
 }
 
@@ -97,18 +99,21 @@ impl Pg {
     /// closed rather than reused.
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Db<'_, Client>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let taken = self.idle.lock().pop();
-        let mut client = match taken {
-            Some(client) => client,
-            None => self.connect()?,
+        let (mut client, mut stmts) = match taken {
+            Some(taken) => taken,
+            None => (self.connect()?, Stmts::new()),
         };
-        let result = f(&mut client);
+        let result = f(&mut Db {
+            c: &mut client,
+            stmts: &mut stmts,
+        });
         if result.is_ok() && !client.is_closed() {
             let mut idle = self.idle.lock();
             if idle.len() < self.max_idle {
-                idle.push(client);
+                idle.push((client, stmts));
             }
         }
         result
@@ -129,4 +134,68 @@ pub(crate) fn retryable(err: &postgres::Error) -> bool {
             || *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::UNIQUE_VIOLATION
     })
+}
+
+/// A connection's prepared statements, by their SQL.
+pub(crate) type Stmts = HashMap<String, Statement>;
+
+/// The statements the store runs: each prepared once per connection and
+/// reused, so a query costs one round trip.
+pub(crate) trait Sql {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error>;
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error>;
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// A client or transaction with its connection's statement cache.
+pub(crate) struct Db<'a, C> {
+    pub c: &'a mut C,
+    pub stmts: &'a mut Stmts,
+}
+
+impl<C: GenericClient> Db<'_, C> {
+    fn prepared(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(stmt) = self.stmts.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self.c.prepare(sql)?;
+        self.stmts.insert(sql.to_owned(), stmt.clone());
+        Ok(stmt)
+    }
+}
+
+impl<C: GenericClient> Sql for Db<'_, C> {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let stmt = self.prepared(sql)?;
+        self.c.query(&stmt, params)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let stmt = self.prepared(sql)?;
+        self.c.execute(&stmt, params)
+    }
 }

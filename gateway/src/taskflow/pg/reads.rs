@@ -7,9 +7,10 @@ use std::path::Path;
 
 use openclaw_ffi::records::{FlowStatus, TaskRuntime, TaskStatus, TaskSummary};
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row};
+use postgres::Row;
 
 use super::rows::{flow_from_row, task_from_row, FLOW_COLUMNS, TASK_COLUMNS};
+use super::Sql;
 use crate::taskflow::error::StoreError;
 use crate::taskflow::model::{FlowEntry, TaskEntry};
 use crate::taskflow::rows::{int, EndedCursor};
@@ -27,7 +28,7 @@ fn failed(path: &Path) -> impl Fn(postgres::Error) -> StoreError + '_ {
 }
 
 fn collect<T>(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -46,7 +47,7 @@ fn lock(for_update: bool) -> &'static str {
 }
 
 pub(crate) fn flow(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     flow_id: &str,
     for_update: bool,
@@ -61,7 +62,7 @@ pub(crate) fn flow(
 }
 
 pub(crate) fn task(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     task_id: &str,
     for_update: bool,
@@ -77,7 +78,7 @@ pub(crate) fn task(
 
 /// Tasks linked to the flow, newest first.
 pub(crate) fn flow_tasks(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     flow_id: &str,
     for_update: bool,
@@ -93,7 +94,7 @@ pub(crate) fn flow_tasks(
 /// The owner's flows newest first; `live` keeps only those not terminal,
 /// `limit` the first ones.
 pub(crate) fn owner_flows(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     owner: &str,
     live: bool,
@@ -114,7 +115,7 @@ pub(crate) fn owner_flows(
 
 /// The counts of the tasks linked to the flow.
 pub(crate) fn task_summary(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     flow_id: &str,
 ) -> Result<TaskSummary, StoreError> {
@@ -161,7 +162,7 @@ pub(crate) fn task_summary(
 
 /// How many flows are in each status, in the order of `FlowStatus::ALL`.
 pub(crate) fn status_counts(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
 ) -> Result<[u64; FlowStatus::ALL.len()], StoreError> {
     let rows = client
@@ -184,7 +185,7 @@ pub(crate) fn status_counts(
 
 /// The flows among `ids` that exist.
 pub(crate) fn flows(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     ids: &[String],
 ) -> Result<Vec<FlowEntry>, StoreError> {
@@ -195,7 +196,7 @@ pub(crate) fn flows(
 /// Up to `limit` flows whose cancel was requested and that are not
 /// terminal yet, after creation sequence `after`, in that order.
 pub(crate) fn cancel_requested(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     after: i64,
     limit: usize,
@@ -221,7 +222,7 @@ pub(crate) fn cancel_requested(
 /// Up to `limit` terminal flows that ended at or before `cutoff`, after
 /// `after` (end time, creation sequence), oldest end first.
 pub(crate) fn ended_before(
-    client: &mut impl GenericClient,
+    client: &mut impl Sql,
     path: &Path,
     cutoff: u64,
     after: EndedCursor,

@@ -3,15 +3,16 @@
 //! upserts and deletes the writer stages.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use abi_stable::std_types::{ROption, RString};
 use openclaw_ffi::records::{
     FlowRecord, FlowStatus, NotifyPolicy, SyncMode, TaskRecord, TaskRuntime, TaskStatus,
 };
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row};
+use postgres::Row;
 
+use super::Sql;
 use crate::taskflow::error::StoreError;
 use crate::taskflow::model::{FlowEntry, TaskEntry};
 use crate::taskflow::rows::{check_json, enum_value, int, LEGACY_CONTROLLER};
@@ -198,12 +199,9 @@ fn upsert_sql(table: &str, columns: &str, key: &str) -> String {
     )
 }
 
-pub(crate) fn upsert_flow(
-    client: &mut impl GenericClient,
-    e: &FlowEntry,
-) -> Result<(), postgres::Error> {
+pub(crate) fn upsert_flow(client: &mut impl Sql, e: &FlowEntry) -> Result<(), postgres::Error> {
     let r = &e.record;
-    let sql = upsert_sql("flows", FLOW_COLUMNS, "flow_id");
+    static SQL: LazyLock<String> = LazyLock::new(|| upsert_sql("flows", FLOW_COLUMNS, "flow_id"));
     let params: [&(dyn ToSql + Sync); 18] = [
         &r.flow_id.as_str(),
         &int(e.seq),
@@ -224,16 +222,13 @@ pub(crate) fn upsert_flow(
         &int(r.updated_at),
         &opt_int(&r.ended_at),
     ];
-    client.execute(sql.as_str(), &params)?;
+    client.execute(&SQL, &params)?;
     Ok(())
 }
 
-pub(crate) fn upsert_task(
-    client: &mut impl GenericClient,
-    e: &TaskEntry,
-) -> Result<(), postgres::Error> {
+pub(crate) fn upsert_task(client: &mut impl Sql, e: &TaskEntry) -> Result<(), postgres::Error> {
     let r = &e.record;
-    let sql = upsert_sql("tasks", TASK_COLUMNS, "task_id");
+    static SQL: LazyLock<String> = LazyLock::new(|| upsert_sql("tasks", TASK_COLUMNS, "task_id"));
     let params: [&(dyn ToSql + Sync); 25] = [
         &r.task_id.as_str(),
         &int(e.seq),
@@ -261,6 +256,6 @@ pub(crate) fn upsert_task(
         &opt_int(&r.last_event_at),
         &opt_int(&r.cleanup_after),
     ];
-    client.execute(sql.as_str(), &params)?;
+    client.execute(&SQL, &params)?;
     Ok(())
 }

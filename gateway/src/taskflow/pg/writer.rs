@@ -18,7 +18,7 @@ use std::time::Instant;
 use openclaw_ffi::runtime::WriteOutcome;
 use postgres::{Client, Transaction};
 
-use super::{reads, retryable, rows, Pg};
+use super::{reads, retryable, rows, Db, Pg, Sql, Stmts};
 use crate::taskflow::batch::BatchView;
 use crate::taskflow::committed::Committed;
 use crate::taskflow::error::{internal, persist_failed, StoreError};
@@ -40,6 +40,8 @@ pub(crate) const CHANNEL: &str = "openclaw_taskflow";
 pub(crate) struct PgWriter {
     pub pg: Arc<Pg>,
     pub client: Option<Client>,
+    /// The writer connection's prepared statements.
+    pub stmts: Stmts,
     pub counts: Arc<FlowCounts>,
     pub clock: Clock,
     pub retention_ms: u64,
@@ -125,6 +127,7 @@ impl PgWriter {
     fn attempt(&mut self, batch: &[Request]) -> Result<Outcome, Failure> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
+            self.stmts.clear();
             match self.pg.connect() {
                 Ok(client) => self.client = Some(client),
                 Err(err) => {
@@ -141,7 +144,7 @@ impl PgWriter {
             clock: &self.clock,
             retention_ms: self.retention_ms,
         };
-        let result = run_batch(client, &batch_ctx, batch);
+        let result = run_batch(client, &mut self.stmts, &batch_ctx, batch);
         if let Err(Failure::Failed) = &result {
             if client.is_closed() {
                 self.client = None;
@@ -172,14 +175,14 @@ struct BatchCtx<'a> {
 /// Committed state as one batch's transaction sees it, every row locked
 /// until the commit. A failed lookup is remembered: PostgreSQL has aborted
 /// the transaction, so nothing more of the batch can commit.
-struct PgCommitted<'a, 't> {
-    tx: &'a RefCell<Transaction<'t>>,
+struct PgCommitted<'a, 'b, 't> {
+    db: &'a RefCell<TxDb<'b, 't>>,
     path: &'a Path,
     /// `Some(retryable)` once a lookup failed.
     failed: Cell<Option<bool>>,
 }
 
-impl PgCommitted<'_, '_> {
+impl PgCommitted<'_, '_, '_> {
     fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(err) = &result {
             let again = matches!(err, StoreError::Postgres { source, .. } if retryable(source));
@@ -189,19 +192,27 @@ impl PgCommitted<'_, '_> {
     }
 }
 
-impl Committed for PgCommitted<'_, '_> {
+/// The batch's transaction with the writer connection's statements.
+type TxDb<'b, 't> = Db<'b, Transaction<'t>>;
+
+impl Committed for PgCommitted<'_, '_, '_> {
     fn flow(&self, flow_id: &str) -> Result<Option<Arc<FlowEntry>>, StoreError> {
-        let found = reads::flow(&mut *self.tx.borrow_mut(), self.path, flow_id, true);
+        let found = reads::flow(&mut *self.db.borrow_mut(), self.path, flow_id, true);
         self.note(found).map(|f| f.map(Arc::new))
     }
 
     fn task(&self, task_id: &str) -> Result<Option<Arc<TaskEntry>>, StoreError> {
-        let found = reads::task(&mut *self.tx.borrow_mut(), self.path, task_id, true);
+        let found = reads::task(&mut *self.db.borrow_mut(), self.path, task_id, true);
         self.note(found).map(|t| t.map(Arc::new))
     }
 
+    /// The primary keys refuse a duplicate id; the batch then runs again.
+    fn checks_fresh_ids(&self) -> bool {
+        false
+    }
+
     fn flow_tasks(&self, flow_id: &str) -> Result<Vec<Arc<TaskEntry>>, StoreError> {
-        let found = reads::flow_tasks(&mut *self.tx.borrow_mut(), self.path, flow_id, true);
+        let found = reads::flow_tasks(&mut *self.db.borrow_mut(), self.path, flow_id, true);
         self.note(found)
             .map(|tasks| tasks.into_iter().map(Arc::new).collect())
     }
@@ -222,27 +233,47 @@ fn classify(path: &Path, what: &str, err: &postgres::Error) -> Failure {
 
 fn run_batch(
     client: &mut Client,
+    stmts: &mut Stmts,
     ctx: &BatchCtx<'_>,
     batch: &[Request],
 ) -> Result<Outcome, Failure> {
     let path = ctx.path;
-    let tx = client
+    let mut tx = client
         .transaction()
         .map_err(|e| classify(path, "begin", &e))?;
-    let tx = RefCell::new(tx);
+    // Returning early drops `tx`, which rolls the batch back.
+    let out = evaluate_batch(&RefCell::new(Db { c: &mut tx, stmts }), ctx, batch)?;
+    if out.committed.is_empty() {
+        // Nothing to keep; the locks go with the rollback.
+        tx.rollback().map_err(|e| classify(path, "rollback", &e))?;
+    } else {
+        tx.commit().map_err(|e| classify(path, "commit", &e))?;
+    }
+    Ok(out)
+}
+
+/// Evaluates and stages the batch inside its transaction (the commit is
+/// the caller's).
+fn evaluate_batch(
+    db: &RefCell<TxDb<'_, '_>>,
+    ctx: &BatchCtx<'_>,
+    batch: &[Request],
+) -> Result<Outcome, Failure> {
+    let path = ctx.path;
     let mut next_seq = 0u64;
     if batch
         .iter()
         .any(|r| matches!(r.op, Op::Create { .. } | Op::RunTask { .. }))
     {
-        let row = tx
+        let rows = db
             .borrow_mut()
-            .query_one("SELECT nextval('taskflow_seq_blocks')", &[])
+            .query("SELECT nextval('taskflow_seq_blocks')", &[])
             .map_err(|e| classify(path, "drawing sequence numbers", &e))?;
-        next_seq = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        let first = rows.first().map(|row| row.get::<_, i64>(0));
+        next_seq = first.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
     }
     let committed_state = PgCommitted {
-        tx: &tx,
+        db,
         path,
         failed: Cell::new(None),
     };
@@ -259,7 +290,7 @@ fn run_batch(
             retention_ms: ctx.retention_ms,
         };
         let evaluation = catch_unwind(AssertUnwindSafe(|| {
-            evaluate_claimed(&tx, path, &staged, &mut view, &op_ctx, req)
+            evaluate_claimed(db, path, &staged, &mut view, &op_ctx, req)
         }))
         .unwrap_or_else(|_| {
             Ok(Evaluation {
@@ -277,7 +308,7 @@ fn run_batch(
         }
         if evaluation.answer.is_ok() && !evaluation.changes.is_empty() {
             for change in &evaluation.changes {
-                stage(&mut tx.borrow_mut(), path, change, op_ctx.now)?;
+                stage(&mut *db.borrow_mut(), path, change, op_ctx.now)?;
             }
             count(&view, &evaluation.changes, &mut out.deltas);
             view.apply(&evaluation.changes);
@@ -291,22 +322,14 @@ fn run_batch(
         out.answers.push(evaluation.answer);
     }
     drop(view);
-    let tx = tx.into_inner();
-    if out.committed.is_empty() {
-        // Nothing to keep; the locks go with the rollback.
-        tx.rollback().map_err(|e| classify(path, "rollback", &e))?;
-        return Ok(out);
-    }
-    let mut tx = tx;
-    notify(&mut tx, &out.committed).map_err(|e| classify(path, "notify", &e))?;
-    tx.commit().map_err(|e| classify(path, "commit", &e))?;
+    notify(&mut *db.borrow_mut(), &out.committed).map_err(|e| classify(path, "notify", &e))?;
     Ok(out)
 }
 
 /// One notification per committed batch, carrying the changed flow ids
 /// (space-separated; ids never hold spaces), delivered to every listening
 /// Gateway when the batch commits.
-fn notify(tx: &mut Transaction<'_>, committed: &[Change]) -> Result<(), postgres::Error> {
+fn notify(tx: &mut impl Sql, committed: &[Change]) -> Result<(), postgres::Error> {
     let mut ids: Vec<&str> = committed
         .iter()
         .filter_map(|c| match c {
@@ -339,7 +362,7 @@ fn notify(tx: &mut Transaction<'_>, committed: &[Change]) -> Result<(), postgres
 /// Evaluates a request; a keyed write is answered from its key's live
 /// record when there is one (see `keys`), and otherwise stages its reply.
 fn evaluate_claimed(
-    tx: &RefCell<Transaction<'_>>,
+    tx: &RefCell<TxDb<'_, '_>>,
     path: &Path,
     staged: &Staged,
     view: &mut BatchView<'_>,
@@ -352,7 +375,7 @@ fn evaluate_claimed(
     let (scope, key) = (claim.claim.scope.as_str(), claim.claim.key.as_str());
     let found = match staged.get(scope, key) {
         Some(r) => Some(r.clone()),
-        None => find_key(&mut tx.borrow_mut(), scope, key)
+        None => find_key(&mut *tx.borrow_mut(), scope, key)
             .map_err(|e| classify(path, "idempotency lookup", &e))?,
     };
     match keys::judge(found, &claim.claim, ctx.now) {
@@ -371,7 +394,7 @@ fn evaluate_claimed(
 }
 
 fn evaluate(
-    tx: &RefCell<Transaction<'_>>,
+    tx: &RefCell<TxDb<'_, '_>>,
     path: &Path,
     view: &mut BatchView<'_>,
     ctx: &Ctx,
@@ -407,11 +430,7 @@ fn evaluate(
     })
 }
 
-fn find_key(
-    tx: &mut Transaction<'_>,
-    scope: &str,
-    key: &str,
-) -> Result<Option<Record>, postgres::Error> {
+fn find_key(tx: &mut impl Sql, scope: &str, key: &str) -> Result<Option<Record>, postgres::Error> {
     let row = tx.query_opt(
         "SELECT fingerprint, status, body, expires_at FROM idempotency \
          WHERE scope = $1 AND key = $2",
@@ -427,7 +446,7 @@ fn find_key(
     }))
 }
 
-fn stage(tx: &mut Transaction<'_>, path: &Path, change: &Change, now: u64) -> Result<(), Failure> {
+fn stage(tx: &mut impl Sql, path: &Path, change: &Change, now: u64) -> Result<(), Failure> {
     use crate::taskflow::rows::int;
     let result = match change {
         Change::PutFlow(f) => rows::upsert_flow(tx, f),
