@@ -168,6 +168,7 @@ impl Store {
             pg: Arc::clone(&pool),
             client: Some(client),
             stmts,
+            seqs: (0, 0),
             counts: Arc::clone(&counts),
             clock: options.clock.clone(),
             retention_ms: millis(options.retention),

@@ -31,6 +31,10 @@ use crate::taskflow::watch::{self, Watchers};
 use crate::taskflow::writer::{count, flow_change, keyed_record, next_batch, Reply, Request};
 use crate::taskflow::{children, flows, sweep};
 
+/// Creation sequence numbers per block drawn (the sequence's increment;
+/// at least the largest batch).
+const SEQ_BLOCK: u64 = 1024;
+
 /// How many times a batch that lost a race is evaluated again.
 const ATTEMPTS: usize = 5;
 
@@ -42,6 +46,9 @@ pub(crate) struct PgWriter {
     pub client: Option<Client>,
     /// The writer connection's prepared statements.
     pub stmts: Stmts,
+    /// The block of creation sequence numbers being handed out: the next
+    /// one, and the end of the block (see `evaluate_batch`).
+    pub seqs: (u64, u64),
     pub counts: Arc<FlowCounts>,
     pub clock: Clock,
     pub retention_ms: u64,
@@ -144,7 +151,7 @@ impl PgWriter {
             clock: &self.clock,
             retention_ms: self.retention_ms,
         };
-        let result = run_batch(client, &mut self.stmts, &batch_ctx, batch);
+        let result = run_batch(client, &mut self.stmts, &mut self.seqs, &batch_ctx, batch);
         if let Err(Failure::Failed) = &result {
             if client.is_closed() {
                 self.client = None;
@@ -234,6 +241,7 @@ fn classify(path: &Path, what: &str, err: &postgres::Error) -> Failure {
 fn run_batch(
     client: &mut Client,
     stmts: &mut Stmts,
+    seqs: &mut (u64, u64),
     ctx: &BatchCtx<'_>,
     batch: &[Request],
 ) -> Result<Outcome, Failure> {
@@ -242,7 +250,7 @@ fn run_batch(
         .transaction()
         .map_err(|e| classify(path, "begin", &e))?;
     // Returning early drops `tx`, which rolls the batch back.
-    let out = evaluate_batch(&RefCell::new(Db { c: &mut tx, stmts }), ctx, batch)?;
+    let out = evaluate_batch(&RefCell::new(Db { c: &mut tx, stmts }), seqs, ctx, batch)?;
     if out.committed.is_empty() {
         // Nothing to keep; the locks go with the rollback.
         tx.rollback().map_err(|e| classify(path, "rollback", &e))?;
@@ -254,30 +262,38 @@ fn run_batch(
 
 /// Evaluates and stages the batch inside its transaction (the commit is
 /// the caller's).
+///
+/// Creation sequence numbers come from blocks of [`SEQ_BLOCK`] drawn from
+/// the shared sequence: a new block when what is left of the current one
+/// might not cover the batch (each operation creates at most one row), so
+/// no two nodes ever hand out the same number.
 fn evaluate_batch(
     db: &RefCell<TxDb<'_, '_>>,
+    seqs: &mut (u64, u64),
     ctx: &BatchCtx<'_>,
     batch: &[Request],
 ) -> Result<Outcome, Failure> {
     let path = ctx.path;
-    let mut next_seq = 0u64;
-    if batch
+    let creating = batch
         .iter()
-        .any(|r| matches!(r.op, Op::Create { .. } | Op::RunTask { .. }))
-    {
+        .filter(|r| matches!(r.op, Op::Create { .. } | Op::RunTask { .. }))
+        .count() as u64;
+    if creating > seqs.1.saturating_sub(seqs.0) {
         let rows = db
             .borrow_mut()
             .query("SELECT nextval('taskflow_seq_blocks')", &[])
             .map_err(|e| classify(path, "drawing sequence numbers", &e))?;
         let first = rows.first().map(|row| row.get::<_, i64>(0));
-        next_seq = first.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        let start = first.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        *seqs = (start, start + SEQ_BLOCK);
     }
+    let next_seq = &mut seqs.0;
     let committed_state = PgCommitted {
         db,
         path,
         failed: Cell::new(None),
     };
-    let mut view = BatchView::new(&committed_state, &mut next_seq);
+    let mut view = BatchView::new(&committed_state, next_seq);
     let mut staged = Staged::default();
     let mut out = Outcome {
         answers: Vec::with_capacity(batch.len()),
