@@ -225,9 +225,11 @@ fn try_http(
 fn an_unreachable_postgres_answers_503_within_five_seconds_and_service_resumes() {
     let schema = PgSchema::new("cluster_cut");
     let proxy = TcpProxy::start(PgSchema::server_addr());
+    // Polled until it recovers: no rate limit in the way.
+    let unlimited = json!({"limits": {"rateLimitMaxRequests": 1_000_000}});
     let gw = Gateway::start(&cluster_config(
         &schema.url_through(proxy.addr()),
-        json!({}),
+        unlimited,
     ));
     let flow = gw.create_flow("before the cut");
     let flow_id = id(&flow);

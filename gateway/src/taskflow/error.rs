@@ -38,6 +38,9 @@ pub enum StoreError {
         action: &'static str,
         source: postgres::Error,
     },
+    /// PostgreSQL failed to connect less than a second ago; not tried
+    /// again yet.
+    Unavailable { path: PathBuf },
     /// A background thread could not be started.
     Thread {
         path: PathBuf,
@@ -74,6 +77,7 @@ impl StoreError {
             Self::Io { path, .. }
             | Self::Sqlite { path, .. }
             | Self::Postgres { path, .. }
+            | Self::Unavailable { path }
             | Self::NotAStore { path, .. }
             | Self::InUse { path }
             | Self::Corrupt { path, .. }
@@ -137,6 +141,9 @@ impl StoreError {
                  same state directory?)",
             ),
             Self::Corrupt { detail, .. } => f.write_str(detail),
+            Self::Unavailable { .. } => {
+                f.write_str("PostgreSQL could not be reached a moment ago; not tried again yet")
+            }
             Self::Thread { source, .. } => write!(f, "cannot start thread: {source}"),
         }
     }
@@ -148,7 +155,10 @@ impl std::error::Error for StoreError {
             Self::Io { source, .. } | Self::Thread { source, .. } => Some(source),
             Self::Sqlite { source, .. } => Some(source),
             Self::Postgres { source, .. } => Some(source),
-            Self::NotAStore { .. } | Self::InUse { .. } | Self::Corrupt { .. } => None,
+            Self::NotAStore { .. }
+            | Self::InUse { .. }
+            | Self::Corrupt { .. }
+            | Self::Unavailable { .. } => None,
         }
     }
 }
@@ -167,6 +177,9 @@ pub(crate) fn pg_read_failed(err: &StoreError) -> TaskFlowError {
                 "taskflow store {}: a read failed: {action}: {source}",
                 path.display()
             );
+            TaskFlowError::new(ErrorCode::UNAVAILABLE, "TaskFlow store unavailable.")
+        }
+        StoreError::Unavailable { .. } => {
             TaskFlowError::new(ErrorCode::UNAVAILABLE, "TaskFlow store unavailable.")
         }
         other => read_failed(other),

@@ -12,7 +12,7 @@ pub(crate) mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use postgres::types::ToSql;
@@ -42,7 +42,15 @@ pub(crate) struct Pg {
     label: PathBuf,
     idle: Mutex<Vec<(Client, Stmts)>>,
     max_idle: usize,
+    /// When the last connection attempt failed: for [`RETRY_AFTER`] after
+    /// it, connecting fails at once instead of waiting out another
+    /// timeout, so a queue of requests does not wait one timeout each
+    /// while the server is away.
+    failed_at: Mutex<Option<Instant>>,
 }
+
+/// How long after a failed connection attempt the next one is made.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl Pg {
     pub fn new(options: &PgOptions) -> Result<Self, StoreError> {
@@ -62,6 +70,7 @@ impl Pg {
             label,
             idle: Mutex::new(Vec::new()),
             max_idle: options.pool_size.max(1) as usize,
+            failed_at: Mutex::new(None),
         })
     }
 
@@ -80,10 +89,18 @@ impl Pg {
 
     /// A new connection whose statements and lock waits are bounded.
     pub fn connect(&self) -> Result<Client, StoreError> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(self.err("cannot connect"))?;
+        if self
+            .failed_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+        {
+            return Err(StoreError::Unavailable {
+                path: self.label.clone(),
+            });
+        }
+        let connected = self.config.connect(NoTls);
+        *self.failed_at.lock() = connected.is_err().then(Instant::now);
+        let mut client = connected.map_err(self.err("cannot connect"))?;
         let ms = PG_TIMEOUT.as_millis();
         client
             .batch_execute(&format!(
