@@ -443,8 +443,10 @@ impl Store {
 }
 
 /// Moves the block sequence past every stored sequence number when rows
-/// were copied in with their own (`migrate --from-state-dir`); a no-op
-/// otherwise, since every block drawn lies above the numbers it handed out.
+/// were copied in (`migrate --from-state-dir`, whose rows PostgreSQL
+/// numbers itself); a no-op otherwise, since every block drawn lies above
+/// the numbers handed out before it. Copying into a schema that Gateways
+/// already serve is not covered: run `migrate` before they start.
 fn bump_sequence(client: &mut postgres::Client, pool: &Pg) -> Result<(), StoreError> {
     client
         .execute(
