@@ -157,6 +157,54 @@ fn an_idempotency_key_used_on_one_node_replays_on_the_other() {
 }
 
 #[test]
+fn one_key_sent_to_both_nodes_at_once_creates_one_flow() {
+    let schema = PgSchema::new("cluster_key_race");
+    let (a, b) = two_nodes(&schema);
+    let nodes = [a.addr, b.addr];
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, start) = (nodes[i % 2], Arc::clone(&start));
+            std::thread::spawn(move || {
+                let body = json!({"action": "create_flow", "goal": "raced key"});
+                let base = authed();
+                let mut headers = hdrs(&base);
+                headers.extend([("connection", "close"), ("idempotency-key", "raced-key")]);
+                start.wait();
+                http(
+                    addr,
+                    "POST",
+                    ROUTE_PATH,
+                    &headers,
+                    body.to_string().as_bytes(),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let created: Vec<&Response> = answers.iter().filter(|r| r.status == 200).collect();
+    assert!(!created.is_empty());
+    for res in &answers {
+        // A retry that finds its key still running on the same node is
+        // told so; every other answer is the one reply.
+        if res.status != 200 {
+            assert_eq!(res.json["code"], "idempotency_in_progress", "{}", res.text);
+        }
+    }
+    assert!(
+        created.iter().all(|r| r.text == created[0].text),
+        "one reply for the key"
+    );
+    let list = b.action(json!({"action": "list_flows"}));
+    assert_eq!(
+        list.json["result"]["flows"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+}
+
+#[test]
 fn every_write_a_killed_node_acknowledged_is_readable_on_the_other() {
     let schema = PgSchema::new("cluster_kill");
     let (a, b) = two_nodes(&schema);
