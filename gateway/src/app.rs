@@ -26,7 +26,7 @@ use crate::host::HostRuntime;
 use crate::loader::{self, LoadedPlugin};
 use crate::logger;
 use crate::metrics::{Exposition, PluginSource};
-use crate::taskflow::{PgOptions, Store, StoreOptions};
+use crate::taskflow::{Store, StoreOptions};
 
 /// Exit status for a refused config or unusable plugin.
 const EXIT_CONFIG: u8 = 2;
@@ -263,39 +263,6 @@ fn check_cluster(cluster: &ClusterSection, config: &Config) -> Result<Vec<String
     ])
 }
 
-/// With `cluster`: brings the PostgreSQL schema to this build's version
-/// (under its advisory lock, so nodes starting together apply each
-/// migration once) and opens the store there.
-fn open_cluster_store(
-    cluster: &ClusterSection,
-    config: &Config,
-    options: StoreOptions,
-) -> Result<Store, String> {
-    let url =
-        cluster
-            .postgres
-            .url
-            .resolve(Service::Postgres, "cluster.postgres.url", &config.secrets)?;
-    let mut client = probe::postgres(&url).map_err(|e| format!("cluster.postgres.url: {e}"))?;
-    let migrated =
-        schema::migrate(&mut client).map_err(|e| format!("cluster.postgres.url: {e}"))?;
-    drop(client);
-    if migrated.from != migrated.to {
-        log::info!(
-            target: "gateway",
-            "cluster postgres {url}: schema migrated from version {} to {}",
-            migrated.from,
-            migrated.to
-        );
-    }
-    let pg = PgOptions {
-        url: url.expose().to_owned(),
-        label: url.redacted(),
-        pool_size: cluster.postgres.pool_size,
-    };
-    Store::open_postgres(options, &pg).map_err(|e| e.to_string())
-}
-
 /// The Gateway settings every plugin receives.
 fn gateway_settings(gateway: &GatewaySection) -> GatewaySettings {
     GatewaySettings {
@@ -365,7 +332,7 @@ fn serve(
     let path = store_options.path.clone();
     // A StoreError names the store file (or the redacted server URL).
     let store = match &config.cluster {
-        Some(cluster) => open_cluster_store(cluster, &config, store_options)?,
+        Some(cluster) => crate::cluster::store::open(cluster, &config.secrets, store_options)?,
         None => Store::open(store_options).map_err(|e| e.to_string())?,
     };
     exposition.store_opened(&store);

@@ -10,6 +10,7 @@ mod actions;
 mod auth_and_guards;
 mod callbacks;
 mod cluster;
+mod cluster_faults;
 mod config_errors;
 mod connection;
 mod durability;

@@ -20,8 +20,7 @@ use super::metrics::{FlowCounts, StoreMetrics};
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::outbox::{self, OutboxOp, Subscriptions};
-use super::pg::writer::PgWriter;
-use super::pg::{self as pgstore, Pg, PgOptions};
+use super::pg::{self as pgstore, Pg};
 use super::read_pool::{ReadPool, READ_THREADS};
 use super::readers::Readers;
 use super::sweep::{self, SWEEP_CHUNK};
@@ -34,6 +33,8 @@ use super::{file, rows};
 pub struct Store {
     inner: Arc<Inner>,
 }
+
+mod postgres;
 
 pub(super) struct Inner {
     pub(super) path: PathBuf,
@@ -60,7 +61,7 @@ pub(super) struct Inner {
     listener: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -137,93 +138,6 @@ impl Store {
                 path.display()
             );
         }
-        Ok(store)
-    }
-
-    /// Opens the store in PostgreSQL (whose schema is already migrated),
-    /// counts its flows by status, and starts the writer, the reader
-    /// threads and the sweeper. Of `options`, the path is unused; the
-    /// cache is not used either (see [`Inner::pg`]). At most
-    /// `pg.pool_size` connections are open (at least three): one for the
-    /// writer, one for the listener (`pg::listen`), the rest for the reader
-    /// threads.
-    pub fn open_postgres(options: StoreOptions, pg: &PgOptions) -> Result<Store, StoreError> {
-        let pool = Arc::new(Pg::new(pg)?);
-        let path = pool.label().to_path_buf();
-        let mut client = pool.connect()?;
-        let mut stmts = pgstore::Stmts::new();
-        let counts = pgstore::reads::status_counts(
-            &mut pgstore::Db {
-                c: &mut client,
-                stmts: &mut stmts,
-            },
-            &path,
-        )?;
-        bump_sequence(&mut client, &pool)?;
-        let counts = Arc::new(FlowCounts::new(counts));
-        let (tx, rx) = mpsc::channel::<Request>();
-        let watchers = Arc::new(Watchers::default());
-        let metrics = StoreMetrics::default();
-        let writer = PgWriter {
-            pg: Arc::clone(&pool),
-            client: Some(client),
-            stmts,
-            seqs: (0, 0),
-            counts: Arc::clone(&counts),
-            clock: options.clock.clone(),
-            retention_ms: millis(options.retention),
-            watchers: Arc::clone(&watchers),
-            metrics: metrics.clone(),
-            down: false,
-        };
-        let writer = thread::Builder::new()
-            .name("taskflow-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|source| StoreError::Thread {
-                path: path.clone(),
-                source,
-            })?;
-        let readers = usize::try_from(pg.pool_size.saturating_sub(2).max(1)).unwrap_or(1);
-        let read_pool = ReadPool::start(&path, readers)?;
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let listener = {
-            let (pool, watchers, stop) =
-                (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
-            thread::Builder::new()
-                .name("taskflow-listener".into())
-                .spawn(move || pgstore::listen::run(&pool, &watchers, &stop))
-                .map_err(|source| StoreError::Thread {
-                    path: path.clone(),
-                    source,
-                })?
-        };
-        let store = Store {
-            inner: Arc::new(Inner {
-                path: path.clone(),
-                retention_ms: millis(options.retention),
-                clock: options.clock,
-                cache: Arc::new(FlowCache::new(1)),
-                counts,
-                readers: Readers::new(path.clone()),
-                read_pool,
-                lock: Mutex::new(None),
-                subscriptions: Arc::new(Subscriptions::default()),
-                tx: RwLock::new(Some(tx)),
-                writer: Mutex::new(Some(writer)),
-                sweeper: Mutex::new(None),
-                stop,
-                watchers,
-                metrics,
-                pg: Some(pool),
-                listener: Mutex::new(Some(listener)),
-            }),
-        };
-        store.start_sweeper(options.sweep_interval)?;
-        log::info!(
-            "taskflow store {}: opened on PostgreSQL with {} flows",
-            path.display(),
-            store.flow_count()
-        );
         Ok(store)
     }
 
@@ -440,25 +354,6 @@ impl Store {
             None => Some(request),
         }
     }
-}
-
-/// Moves the block sequence past every stored sequence number when rows
-/// were copied in (`migrate --from-state-dir`, whose rows PostgreSQL
-/// numbers itself); a no-op otherwise, since every block drawn lies above
-/// the numbers handed out before it. Copying into a schema that Gateways
-/// already serve is not covered: run `migrate` before they start.
-fn bump_sequence(client: &mut postgres::Client, pool: &Pg) -> Result<(), StoreError> {
-    client
-        .execute(
-            "SELECT setval('taskflow_seq_blocks', m) FROM \
-             (SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM flows), \
-                              (SELECT COALESCE(MAX(seq), 0) FROM tasks)) + 1 AS m) AS x, \
-             taskflow_seq_blocks AS s \
-             WHERE x.m > s.last_value + CASE WHEN s.is_called THEN 1024 ELSE 0 END",
-            &[],
-        )
-        .map_err(pool.err("cannot read the sequence"))?;
-    Ok(())
 }
 
 impl Inner {

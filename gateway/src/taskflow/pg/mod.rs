@@ -8,6 +8,7 @@
 pub(crate) mod listen;
 pub(crate) mod reads;
 pub(crate) mod rows;
+mod staging;
 pub(crate) mod writer;
 
 use std::collections::HashMap;
