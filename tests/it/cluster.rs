@@ -82,6 +82,41 @@ fn a_flow_created_on_one_node_is_read_changed_and_cancelled_on_the_other() {
 }
 
 #[test]
+fn child_tasks_run_on_one_node_are_counted_and_cancelled_on_the_other() {
+    let schema = PgSchema::new("cluster_tasks");
+    let (a, b) = two_nodes(&schema);
+    let flow_id = id(&a.create_flow("parent"));
+    for n in 0..2 {
+        let res = a.action(
+            json!({"action": "run_task", "flowId": flow_id, "runtime": "acp",
+            "childSessionKey": format!("{SESSION}:child:{n}"), "task": "t", "status": "running"}),
+        );
+        assert_eq!(res.status, 200, "{}", res.text);
+    }
+    let summary = b.action(json!({"action": "get_task_summary", "flowId": flow_id}));
+    assert_eq!(
+        summary.json["result"]["summary"]["active"], 2,
+        "{}",
+        summary.text
+    );
+
+    let res = b.action(json!({"action": "cancel_flow", "flowId": flow_id}));
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["result"]["flow"]["status"], "cancelled");
+    let tasks = res.json["result"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{}", res.text);
+    assert!(
+        tasks.iter().all(|t| t["status"] == "cancelled"),
+        "{}",
+        res.text
+    );
+    let summary = a.action(json!({"action": "get_task_summary", "flowId": flow_id}));
+    let s = &summary.json["result"]["summary"];
+    assert_eq!(s["active"], 0, "{}", summary.text);
+    assert_eq!(s["byStatus"]["cancelled"], 2, "{}", summary.text);
+}
+
+#[test]
 fn of_sixteen_same_revision_mutations_over_two_nodes_exactly_one_applies() {
     let schema = PgSchema::new("cluster_race");
     let (a, b) = two_nodes(&schema);
