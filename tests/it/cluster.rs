@@ -4,6 +4,7 @@
 //! idempotency keys exact across them, and waiting reads woken across
 //! them. Faults are in `cluster_faults`.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -322,19 +323,51 @@ fn the_retention_sweep_prunes_ended_flows_from_postgres() {
 }
 
 #[test]
-fn a_route_with_callbacks_is_refused_at_start_under_cluster() {
+fn callbacks_of_writes_on_both_nodes_are_delivered_once_each_in_revision_order() {
+    const KEY: &str = "whsec_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
     let schema = PgSchema::new("cluster_callbacks");
+    let receiver = Receiver::start(&[KEY]);
     let config = cluster_config(
         &schema.url(),
-        json!({"callbacks": {"url": "http://127.0.0.1:9/hook", "allowInsecureHttp": true,
-            "signing": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}}),
+        json!({"callbacks": {
+            "url": receiver.url("/hooks/openclaw"),
+            "allowInsecureHttp": true,
+            "signing": {"secrets": [KEY]},
+            "timeoutMs": 5000,
+            "retryScheduleMs": [50],
+        }}),
     );
-    let out = Gateway::run_to_exit(&config, &[]);
-    assert!(!out.status.success());
-    assert!(
-        out.stderr
-            .contains("callbacks are not available with `cluster`"),
-        "{}",
-        out.stderr
-    );
+    let (a, b) = (Gateway::start(&config), Gateway::start(&config));
+    let mut expected = Vec::new();
+    for (n, (first, second)) in [(&a, &b), (&b, &a)].into_iter().enumerate() {
+        let created = first.action(json!({"action": "create_flow",
+            "goal": format!("notified {n}"), "notifyPolicy": "state_changes"}));
+        assert_eq!(created.status, 200, "{} {}", created.text, first.logs());
+        let flow = created.json["result"]["flow"].clone();
+        let running = second.action(json!({"action": "resume_flow", "flowId": id(&flow),
+            "expectedRevision": rev(&flow), "status": "running"}));
+        assert_eq!(running.status, 200, "{}", running.text);
+        let done = first.action(json!({"action": "finish_flow", "flowId": id(&flow),
+            "expectedRevision": rev(&flow) + 1}));
+        assert_eq!(done.status, 200, "{}", done.text);
+        expected.extend((0..3).map(|r| (id(&flow), rev(&flow) + r)));
+    }
+    let deliveries = receiver.wait_for(expected.len(), Duration::from_secs(30));
+    assert!(deliveries.iter().all(|d| d.verified), "every signature verifies");
+    let mut got: Vec<(String, u64)> = deliveries
+        .iter()
+        .map(|d| (d.flow_id().to_owned(), d.revision()))
+        .collect();
+    // Per flow, in revision order, each change once.
+    for flow in expected.iter().map(|(f, _)| f).collect::<HashSet<_>>() {
+        let revisions: Vec<u64> = got.iter().filter(|(f, _)| f == flow).map(|(_, r)| *r).collect();
+        let mut sorted = revisions.clone();
+        sorted.sort_unstable();
+        assert_eq!(revisions, sorted, "flow {flow}: out of revision order");
+    }
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    let ids: HashSet<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids.len(), deliveries.len(), "one webhook-id per event");
 }

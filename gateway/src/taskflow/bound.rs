@@ -309,15 +309,6 @@ impl BoundTaskFlow for Bound {
         waker: EventWakerBox,
     ) -> RResult<(), TaskFlowError> {
         guarded(|| {
-            if self.store.is_postgres() {
-                // Refused rather than accepted and never delivered.
-                return Err(TaskFlowError::new(
-                    openclaw_ffi::outcome::ErrorCode::UNSUPPORTED,
-                    "callbacks are not available with `cluster` in this build (the PostgreSQL \
-                     store has no outbox yet); remove `callbacks` from the route or `cluster` \
-                     from the Gateway config",
-                ));
-            }
             self.store
                 .subscriptions()
                 .subscribe(&self.owner, scope.as_str(), waker)
@@ -336,6 +327,9 @@ impl BoundTaskFlow for Bound {
                 .store
                 .subscriptions()
                 .check(&self.owner, scope.as_str())?;
+            if self.store.is_postgres() {
+                return self.store.pg_claim(&scope, now, limit, lease_until);
+            }
             let op = Op::Outbox(OutboxOp::Claim {
                 scope,
                 now,
@@ -362,6 +356,9 @@ impl BoundTaskFlow for Bound {
                 .check(&self.owner, scope.as_str())?;
             if settlements.is_empty() {
                 return Ok(());
+            }
+            if self.store.is_postgres() {
+                return self.store.pg_settle(&scope, &settlements);
             }
             let op = Op::Outbox(OutboxOp::Settle {
                 scope,

@@ -227,8 +227,8 @@ impl Store {
             || Op::PruneKeys { limit: SWEEP_CHUNK },
             |r| r.pruned_keys,
         ));
-        if self.inner.pg.is_some() {
-            // No outbox there (callbacks are refused under `cluster`).
+        if let Some(pg) = &self.inner.pg {
+            report.pruned_events += self.pg_prune_events(pg, SWEEP_CHUNK);
             return report;
         }
         report.add(self.prune_chunks(

@@ -3,7 +3,9 @@
 //! reads those flows that local reads wait on, and wakes the waits they
 //! settle. Every second, and after each reconnection, it also re-reads
 //! every watched flow, so a notification lost while the connection was
-//! down delays a wake by at most that long.
+//! down delays a wake by at most that long. A commit that staged callback
+//! events (marked in its notification), and every reconnection, wake this
+//! Gateway's delivery workers, which then claim what is due.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use postgres::Client;
 
 use super::writer::CHANNEL;
 use super::{reads, Db, Pg, Stmts};
+use super::staging::EVENTS_MARK;
+use crate::taskflow::outbox::Subscriptions;
 use crate::taskflow::watch::{self, FlowChange, Watchers};
 
 /// How often every watched flow is read again, and how long a stop waits.
@@ -23,7 +27,7 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 pub(crate) type Stop = Arc<(Mutex<bool>, Condvar)>;
 
 /// Runs until `stop` is set.
-pub(crate) fn run(pg: &Pg, watchers: &Watchers, stop: &Stop) {
+pub(crate) fn run(pg: &Pg, watchers: &Watchers, subscriptions: &Subscriptions, stop: &Stop) {
     while !stopped(stop) {
         let client = pg.connect().and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -31,7 +35,7 @@ pub(crate) fn run(pg: &Pg, watchers: &Watchers, stop: &Stop) {
             Ok(c)
         });
         match client {
-            Ok(mut client) => listen(&mut client, pg, watchers, stop),
+            Ok(mut client) => listen(&mut client, pg, watchers, subscriptions, stop),
             Err(err) => log::debug!("taskflow store: listener cannot connect: {err}"),
         }
         // Reconnect after a pause, unless stopping.
@@ -48,9 +52,16 @@ fn stopped(stop: &Stop) -> bool {
 }
 
 /// Serves one connection until it fails or the store stops.
-fn listen(client: &mut Client, pg: &Pg, watchers: &Watchers, stop: &Stop) {
+fn listen(
+    client: &mut Client,
+    pg: &Pg,
+    watchers: &Watchers,
+    subscriptions: &Subscriptions,
+    stop: &Stop,
+) {
     let mut last_recheck = Instant::now();
     // Whatever committed while no connection listened.
+    subscriptions.snapshot().wake_all();
     if recheck(client, pg, watchers, None).is_err() {
         return;
     }
@@ -72,6 +83,9 @@ fn listen(client: &mut Client, pg: &Pg, watchers: &Watchers, stop: &Stop) {
                     Err(_) => return,
                 }
             }
+        }
+        if changed.remove(EVENTS_MARK) {
+            subscriptions.snapshot().wake_all();
         }
         let all = last_recheck.elapsed() >= RECHECK;
         if all {

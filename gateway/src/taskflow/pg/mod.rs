@@ -6,9 +6,10 @@
 //! transaction, the rows it reads locked `FOR UPDATE`.
 
 pub(crate) mod listen;
+pub(crate) mod outbox;
 pub(crate) mod reads;
 pub(crate) mod rows;
-mod staging;
+pub(crate) mod staging;
 pub(crate) mod writer;
 
 use std::collections::HashMap;

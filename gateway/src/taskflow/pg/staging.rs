@@ -5,7 +5,13 @@
 use std::path::Path;
 
 use super::writer::{classify, Failure, CHANNEL};
-use super::{rows, Sql};
+use super::{outbox, rows, Sql};
+use crate::taskflow::outbox::Row;
+
+/// Added to a notification when its commit staged callback events: each
+/// Gateway then wakes its delivery workers (see `listen`). Flow ids never
+/// start with `!`.
+pub(crate) const EVENTS_MARK: &str = "!events";
 use crate::taskflow::keys::Record;
 use crate::taskflow::ops::Change;
 
@@ -21,6 +27,9 @@ pub(super) fn notify(tx: &mut impl Sql, committed: &[Change]) -> Result<(), post
             _ => None,
         })
         .collect();
+    if committed.iter().any(|c| matches!(c, Change::Outbox(_))) {
+        ids.push(EVENTS_MARK);
+    }
     if ids.is_empty() {
         return Ok(());
     }
@@ -104,6 +113,7 @@ pub(super) fn stage(
                 other => other.map(drop),
             }
         }
+        Change::Outbox(Row::Put(event)) => outbox::put(tx, event),
         Change::DeleteRecord { .. } | Change::Outbox(_) => {
             log::error!(
                 "taskflow store {}: a change the PostgreSQL store does not stage",

@@ -28,6 +28,7 @@ use crate::taskflow::metrics::{FlowCounts, StatusDeltas, StoreMetrics};
 use crate::taskflow::model::{FlowEntry, TaskEntry};
 use crate::taskflow::ops::{Answer, Change, Ctx, Evaluation, Op, SweepReport};
 use crate::taskflow::options::Clock;
+use crate::taskflow::outbox::{self, Subscriptions, Table};
 use crate::taskflow::watch::{self, Watchers};
 use crate::taskflow::writer::{count, flow_change, keyed_record, next_batch, Reply, Request};
 use crate::taskflow::{children, flows, sweep};
@@ -44,6 +45,8 @@ pub(crate) const CHANNEL: &str = "openclaw_taskflow";
 
 pub(crate) struct PgWriter {
     pub pg: Arc<Pg>,
+    /// Whose flow changes get callback events (see `outbox`).
+    pub subscriptions: Arc<Subscriptions>,
     pub client: Option<Client>,
     /// The writer connection's prepared statements.
     pub stmts: Stmts,
@@ -148,6 +151,7 @@ impl PgWriter {
             return Err(Failure::Failed);
         };
         let batch_ctx = BatchCtx {
+            subscribed: self.subscriptions.snapshot(),
             path: self.pg.label(),
             clock: &self.clock,
             retention_ms: self.retention_ms,
@@ -175,6 +179,7 @@ impl PgWriter {
 }
 
 struct BatchCtx<'a> {
+    subscribed: Arc<Table>,
     path: &'a Path,
     clock: &'a Clock,
     retention_ms: u64,
@@ -234,7 +239,8 @@ pub(super) fn classify(path: &Path, what: &str, err: &postgres::Error) -> Failur
         );
         Failure::Retry
     } else {
-        log::warn!("taskflow store {}: {what} failed: {err}", path.display());
+        let detail = err.as_db_error().map(|e| e.message()).unwrap_or_default();
+        log::warn!("taskflow store {}: {what} failed: {err} {detail}", path.display());
         Failure::Failed
     }
 }
@@ -252,12 +258,9 @@ fn run_batch(
         .map_err(|e| classify(path, "begin", &e))?;
     // Returning early drops `tx`, which rolls the batch back.
     let out = evaluate_batch(&RefCell::new(Db { c: &mut tx, stmts }), seqs, ctx, batch)?;
-    if out.committed.is_empty() {
-        // Nothing to keep; the locks go with the rollback.
-        tx.rollback().map_err(|e| classify(path, "rollback", &e))?;
-    } else {
-        tx.commit().map_err(|e| classify(path, "commit", &e))?;
-    }
+    // Committed even when no change was staged: a prune deletes directly.
+    tx.commit().map_err(|e| classify(path, "commit", &e))?;
+    ctx.subscribed.wake(&out.committed);
     Ok(out)
 }
 
@@ -315,6 +318,11 @@ fn evaluate_batch(
                 changes: Vec::new(),
             })
         })?;
+        let mut evaluation = evaluation;
+        if evaluation.answer.is_ok() {
+            // Events are staged with the changes that emit them.
+            outbox::add_events(&ctx.subscribed, &view, &op_ctx, &mut evaluation.changes);
+        }
         view.take_failure();
         if let Some(again) = committed_state.failed.get() {
             return Err(if again {

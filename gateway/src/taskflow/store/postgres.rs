@@ -10,7 +10,10 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::{millis, Inner, Store};
 use crate::taskflow::cache::FlowCache;
-use crate::taskflow::error::StoreError;
+use openclaw_ffi::outcome::TaskFlowError;
+use openclaw_ffi::runtime::{DueEvents, Settlement};
+
+use crate::taskflow::error::{persist_failed, StoreError};
 use crate::taskflow::metrics::{FlowCounts, StoreMetrics};
 use crate::taskflow::options::StoreOptions;
 use crate::taskflow::outbox::Subscriptions;
@@ -22,6 +25,56 @@ use crate::taskflow::watch::Watchers;
 use crate::taskflow::writer::Request;
 
 impl Store {
+    /// `due_events` on PostgreSQL, in a transaction of its own on this
+    /// thread (the delivery worker's).
+    pub(crate) fn pg_claim(
+        &self,
+        scope: &str,
+        now: u64,
+        limit: u32,
+        lease_until: u64,
+    ) -> Result<DueEvents, TaskFlowError> {
+        let pg = self.pg().ok_or_else(persist_failed)?;
+        pg.with(|db| pgstore::outbox::claim(db, pg.label(), scope, now, limit, lease_until))
+            .map_err(|err| outbox_failed(&err))
+    }
+
+    /// `settle_events` on PostgreSQL (see [`Store::pg_claim`]).
+    pub(crate) fn pg_settle(
+        &self,
+        scope: &str,
+        settlements: &[Settlement],
+    ) -> Result<(), TaskFlowError> {
+        let pg = self.pg().ok_or_else(persist_failed)?;
+        let now = self.inner.clock.now();
+        pg.with(|db| pgstore::outbox::settle(db, pg.label(), scope, settlements, now))
+            .map_err(|err| outbox_failed(&err))
+    }
+
+    /// Prunes settled events older than the retention, a chunk at a time.
+    pub(super) fn pg_prune_events(&self, pg: &Pg, chunk: usize) -> usize {
+        let cutoff = self
+            .inner
+            .clock
+            .now()
+            .saturating_sub(self.inner.retention_ms);
+        let mut total = 0;
+        loop {
+            match pg.with(|db| pgstore::outbox::prune(db, pg.label(), cutoff, chunk)) {
+                Ok(n) => {
+                    total += n;
+                    if n < chunk {
+                        return total;
+                    }
+                }
+                Err(err) => {
+                    log::warn!("taskflow store: pruning outbox events failed: {err}");
+                    return total;
+                }
+            }
+        }
+    }
+
     /// Opens the store in PostgreSQL (whose schema is already migrated),
     /// counts its flows by status, and starts the writer, the reader
     /// threads and the sweeper. Of `options`, the path is unused; the
@@ -46,7 +99,9 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Request>();
         let watchers = Arc::new(Watchers::default());
         let metrics = StoreMetrics::default();
+        let subscriptions = Arc::new(Subscriptions::default());
         let writer = PgWriter {
+            subscriptions: Arc::clone(&subscriptions),
             pg: Arc::clone(&pool),
             client: Some(client),
             stmts,
@@ -71,9 +126,10 @@ impl Store {
         let listener = {
             let (pool, watchers, stop) =
                 (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
+            let subscriptions = Arc::clone(&subscriptions);
             thread::Builder::new()
                 .name("taskflow-listener".into())
-                .spawn(move || pgstore::listen::run(&pool, &watchers, &stop))
+                .spawn(move || pgstore::listen::run(&pool, &watchers, &subscriptions, &stop))
                 .map_err(|source| StoreError::Thread {
                     path: path.clone(),
                     source,
@@ -89,7 +145,7 @@ impl Store {
                 readers: Readers::new(path.clone()),
                 read_pool,
                 lock: Mutex::new(None),
-                subscriptions: Arc::new(Subscriptions::default()),
+                subscriptions,
                 tx: RwLock::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 sweeper: Mutex::new(None),
@@ -127,4 +183,11 @@ fn bump_sequence(client: &mut postgres::Client, pool: &Pg) -> Result<(), StoreEr
         )
         .map_err(pool.err("cannot read the sequence"))?;
     Ok(())
+}
+
+/// An outbox call that failed: logged, answered `PERSIST_FAILED` (the
+/// delivery worker tries again later).
+fn outbox_failed(err: &StoreError) -> TaskFlowError {
+    log::warn!("taskflow store: an outbox call failed: {err}");
+    persist_failed()
 }
