@@ -353,14 +353,21 @@ fn callbacks_of_writes_on_both_nodes_are_delivered_once_each_in_revision_order()
         expected.extend((0..3).map(|r| (id(&flow), rev(&flow) + r)));
     }
     let deliveries = receiver.wait_for(expected.len(), Duration::from_secs(30));
-    assert!(deliveries.iter().all(|d| d.verified), "every signature verifies");
+    assert!(
+        deliveries.iter().all(|d| d.verified),
+        "every signature verifies"
+    );
     let mut got: Vec<(String, u64)> = deliveries
         .iter()
         .map(|d| (d.flow_id().to_owned(), d.revision()))
         .collect();
     // Per flow, in revision order, each change once.
     for flow in expected.iter().map(|(f, _)| f).collect::<HashSet<_>>() {
-        let revisions: Vec<u64> = got.iter().filter(|(f, _)| f == flow).map(|(_, r)| *r).collect();
+        let revisions: Vec<u64> = got
+            .iter()
+            .filter(|(f, _)| f == flow)
+            .map(|(_, r)| *r)
+            .collect();
         let mut sorted = revisions.clone();
         sorted.sort_unstable();
         assert_eq!(revisions, sorted, "flow {flow}: out of revision order");

@@ -178,3 +178,39 @@ fn an_embedded_store_moved_by_migrate_is_served_and_written_on_postgresql() {
     assert_eq!(flows.len(), 16, "{}", list.text);
     assert_eq!(flows[0]["flowId"], after[7]["flowId"]);
 }
+
+#[test]
+fn an_event_claimed_by_a_killed_node_is_delivered_by_the_other_once_its_lease_ends() {
+    const KEY: &str = "whsec_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let schema = PgSchema::new("cluster_lease");
+    let receiver = Receiver::start(&[KEY]);
+    // The first attempt is never answered: the node that made it dies
+    // holding the event's lease (its timeout plus the worker's margin).
+    receiver.respond_with(|_| Reply::Hang);
+    let config = cluster_config(
+        &schema.url(),
+        json!({"callbacks": {
+            "url": receiver.url("/hooks/openclaw"),
+            "allowInsecureHttp": true,
+            "signing": {"secrets": [KEY]},
+            "timeoutMs": 1000,
+        }}),
+    );
+    let a = Gateway::start(&config);
+    let created = a.action(json!({"action": "create_flow", "goal": "leased",
+        "notifyPolicy": "state_changes"}));
+    assert_eq!(created.status, 200, "{}", created.text);
+    let first = receiver.wait_for(1, Duration::from_secs(30));
+    drop(a.kill9());
+    receiver.respond_with(|_| Reply::Status(200));
+    let _b = Gateway::start(&config);
+    let got = receiver.wait_until(Duration::from_secs(90), |d| {
+        d.iter().any(|x| x.id == first[0].id && x.attempt == 2)
+    });
+    let again = got
+        .iter()
+        .find(|x| x.id == first[0].id && x.attempt == 2)
+        .unwrap();
+    assert_eq!(again.flow_id(), id(&created.json["result"]["flow"]));
+    assert!(again.verified);
+}

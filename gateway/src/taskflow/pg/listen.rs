@@ -15,9 +15,9 @@ use parking_lot::{Condvar, Mutex};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
+use super::staging::EVENTS_MARK;
 use super::writer::CHANNEL;
 use super::{reads, Db, Pg, Stmts};
-use super::staging::EVENTS_MARK;
 use crate::taskflow::outbox::Subscriptions;
 use crate::taskflow::watch::{self, FlowChange, Watchers};
 

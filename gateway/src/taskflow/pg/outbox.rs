@@ -99,7 +99,9 @@ pub(crate) fn claim(
         for row in rows.iter().take(limit) {
             let id: i64 = row.get(0);
             let Some(flow) = flow_from_json(&row.get::<_, String>(2)) else {
-                log::error!("taskflow store: outbox event {id} holds an unreadable flow; marked dead");
+                log::error!(
+                    "taskflow store: outbox event {id} holds an unreadable flow; marked dead"
+                );
                 unreadable.push(id);
                 continue;
             };

@@ -240,7 +240,10 @@ pub(super) fn classify(path: &Path, what: &str, err: &postgres::Error) -> Failur
         Failure::Retry
     } else {
         let detail = err.as_db_error().map(|e| e.message()).unwrap_or_default();
-        log::warn!("taskflow store {}: {what} failed: {err} {detail}", path.display());
+        log::warn!(
+            "taskflow store {}: {what} failed: {err} {detail}",
+            path.display()
+        );
         Failure::Failed
     }
 }
