@@ -403,7 +403,7 @@ fn evaluate(
         Op::Sweep { finalize, prune } => sweep::apply(view, ctx, finalize, prune),
         Op::Outbox(_) => Evaluation {
             answer: Err(internal(
-                "The PostgreSQL TaskFlow store has no callback outbox in this build.",
+                "Outbox calls on PostgreSQL run outside the writer (see `pg::outbox`).",
             )),
             changes: Vec::new(),
         },
