@@ -44,6 +44,7 @@ pub enum Code {
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     PersistFailed,
+    StoreUnavailable,
     InternalError,
 }
 
@@ -78,6 +79,7 @@ impl Code {
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::IdempotencyKeyMismatch => "idempotency_key_mismatch",
             Self::PersistFailed => "persist_failed",
+            Self::StoreUnavailable => "store_unavailable",
             Self::InternalError => "internal_error",
         }
     }
@@ -107,7 +109,7 @@ impl Code {
             Self::IdempotencyKeyMismatch => 422,
             Self::RateLimited | Self::InFlightLimited | Self::TooManyWaiters => 429,
             Self::InternalError => 500,
-            Self::PersistFailed => 503,
+            Self::PersistFailed | Self::StoreUnavailable => 503,
         }
     }
 
@@ -141,6 +143,7 @@ impl Code {
             Self::IdempotencyInProgress => "a request with this idempotency key is still running",
             Self::IdempotencyKeyMismatch => "this idempotency key was used for a different request",
             Self::PersistFailed => texts::PERSIST_FAILED,
+            Self::StoreUnavailable => texts::STORE_UNAVAILABLE,
             Self::InternalError => "internal error",
         }
     }

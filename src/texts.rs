@@ -24,6 +24,8 @@ pub const TASK_NOT_CREATED_REASON: &str = "Task was not created.";
 pub const CHILD_SESSION_FORBIDDEN: &str =
     "childSessionKey must be a descendant of the route's session tree.";
 pub const PERSIST_FAILED: &str = "TaskFlow persistence failed.";
+/// A read the store could not answer because its database is unreachable.
+pub const STORE_UNAVAILABLE: &str = "TaskFlow store unavailable.";
 /// `reason` of a `cancel_flow` whose write could not be persisted.
 pub const FLOW_PERSIST_FAILED: &str = "Flow persistence failed.";
 /// `reason` of a `run_task` whose write could not be persisted.

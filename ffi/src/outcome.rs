@@ -103,6 +103,9 @@ impl ErrorCode {
     /// The host does not implement the method (it was built before the
     /// method was appended to the interface).
     pub const UNSUPPORTED: Self = Self(3);
+    /// The store cannot be reached now (a shared database is down); the
+    /// read may be retried.
+    pub const UNAVAILABLE: Self = Self(4);
 }
 
 /// A failure of the host, as opposed to a refusal of the request.

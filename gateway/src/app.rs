@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RDuration, RResult, RStr, RVec};
 use openclaw_ffi::module::PluginInstanceBox;
-use openclaw_ffi::runtime::{GatewaySettings, Runtime_TO};
+use openclaw_ffi::runtime::{GatewaySettings, Runtime_TO, SharedLimits};
 use parking_lot::Mutex;
 
 use crate::admin::{Admin, Phase, Readiness};
@@ -64,16 +64,7 @@ pub fn run(options: Options) -> ExitCode {
             Ok(lines) => lines,
             Err(e) => return refuse(&options, vec![e]),
         },
-        // Said plainly rather than serving on a store the other nodes
-        // cannot see.
-        Some(_) => {
-            eprintln!(
-                "error: cluster: the PostgreSQL TaskFlow store is not in this build yet; \
-                 remove `cluster` to serve on the embedded store"
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        None => Vec::new(),
+        Some(_) | None => Vec::new(),
     };
     if options.check {
         return print_check(&options, config, &plugins, &cluster_lines);
@@ -340,10 +331,30 @@ fn serve(
     store_options.max_store_bytes = config.tasks.max_store_bytes;
     store_options.cache_max_flows = config.tasks.cache_max_flows;
     let path = store_options.path.clone();
-    // A StoreError names the store file itself.
-    let store = Store::open(store_options).map_err(|e| e.to_string())?;
+    // A StoreError names the store file (or the redacted server URL).
+    let store = match &config.cluster {
+        Some(cluster) => crate::cluster::store::open(cluster, &config.secrets, store_options)?,
+        None => Store::open(store_options).map_err(|e| e.to_string())?,
+    };
+    // In a cluster, plugins count their limits in the cluster's Redis.
+    let shared_limits = match &config.cluster {
+        Some(cluster) => {
+            let url =
+                cluster
+                    .redis
+                    .url
+                    .resolve(Service::Redis, "cluster.redis.url", &config.secrets)?;
+            Some(SharedLimits {
+                redis_url: url.expose().into(),
+                key_prefix: cluster.redis.key_prefix.as_str().into(),
+            })
+        }
+        None => None,
+    };
     exposition.store_opened(&store);
-    log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
+    if !store.is_postgres() {
+        log::info!(target: "gateway", "TaskFlow store {} holds {} flows", path.display(), store.flow_count());
+    }
 
     let addr = SocketAddr::new(config.gateway.bind, config.gateway.port);
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -369,8 +380,7 @@ fn serve(
             secrets: Arc::clone(&secrets),
             listener: Mutex::new(listener.take()),
             settings: settings.clone(),
-            // Only a Gateway in a cluster shares its limits.
-            shared_limits: None,
+            shared_limits: shared_limits.clone(),
         };
         let runtime = Runtime_TO::from_value(runtime, TD_Opaque);
         match plugin.loaded.module.start()(runtime, RStr::from_str(&plugin.config_json)) {

@@ -116,23 +116,3 @@ fn a_secret_ref_that_resolves_to_a_bad_url_is_refused_without_echoing_it() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
-
-#[test]
-fn a_start_with_cluster_is_refused_in_one_line() {
-    let dir = TempDir::new("cluster-start");
-    let schema = PgSchema::new("cluster_start");
-    let cfg = cluster_config(&dir, schema.url().into(), testkit::redis_url().into());
-    let out = gateway()
-        .args(["--config", &cfg, "--state-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
-    assert_eq!(
-        stderr.trim(),
-        "error: cluster: the PostgreSQL TaskFlow store is not in this build yet; \
-         remove `cluster` to serve on the embedded store"
-    );
-    assert!(!dir.path().join("taskflow").exists(), "nothing is opened");
-}

@@ -284,7 +284,7 @@ fn migrate_copies_every_row_and_a_second_run_copies_nothing() {
     );
 
     let first = stdout(&migrate(&state, &cfg));
-    assert!(first.contains("(schema version 1)"), "{first}");
+    assert!(first.contains("(schema version 2)"), "{first}");
     for (table, n) in [
         ("flows", FLOWS),
         ("tasks", TASKS),

@@ -296,6 +296,10 @@ fn raw<T: Serialize>(value: &T) -> Result<Box<RawValue>, ApiError> {
 /// A fault of the host: logged once here with its cause, answered with a
 /// generic message.
 fn internal(e: &TaskFlowError) -> ApiError {
+    if e.code == openclaw_ffi::outcome::ErrorCode::UNAVAILABLE {
+        log::warn!(target: "webhooks", "TaskFlow store unavailable: {}", e.message);
+        return ApiError::new(Code::StoreUnavailable);
+    }
     log::error!(target: "webhooks", "TaskFlow runtime failed: {}", e.message);
     ApiError::new(Code::InternalError)
 }

@@ -61,7 +61,7 @@ impl ActionLabel {
 /// Every error code, in the order of their label index after `ok` and
 /// `cancel_pending`. [`code_index`] is the inverse; a unit test keeps the
 /// two in step.
-pub(super) const CODES: [Code; 29] = [
+pub(super) const CODES: [Code; 30] = [
     Code::NotFound,
     Code::MethodNotAllowed,
     Code::RateLimited,
@@ -91,6 +91,7 @@ pub(super) const CODES: [Code; 29] = [
     Code::StaleSignature,
     Code::Forbidden,
     Code::ActionForbidden,
+    Code::StoreUnavailable,
 ];
 
 pub(super) const OUTCOMES: usize = 2 + CODES.len();
@@ -141,6 +142,7 @@ pub(super) fn code_index(code: Code) -> usize {
         Code::StaleSignature => 26,
         Code::Forbidden => 27,
         Code::ActionForbidden => 28,
+        Code::StoreUnavailable => 29,
     }
 }
 
@@ -176,6 +178,7 @@ pub fn is_rejection(code: Code) -> bool {
         | Code::CancelRejected
         | Code::MutationRejected
         | Code::PersistFailed
+        | Code::StoreUnavailable
         | Code::InternalError => false,
     }
 }

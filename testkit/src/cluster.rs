@@ -85,6 +85,31 @@ impl PgSchema {
         format!("{base}{sep}options=-c%20search_path%3D{}", self.name)
     }
 
+    /// [`PgSchema::url`] with the server's `host:port` replaced by `addr`
+    /// (a [`crate::TcpProxy`] in front of the server).
+    pub fn url_through(&self, addr: std::net::SocketAddr) -> String {
+        let url = self.url();
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+        format!("{scheme}://{}{addr}{tail}", user.unwrap_or_default())
+    }
+
+    /// The server's address (the first its host resolves to).
+    pub fn server_addr() -> std::net::SocketAddr {
+        let url = postgres_url();
+        let rest = url.split_once("://").unwrap().1;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let host = rest[..end].rsplit('@').next().unwrap();
+        let host = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:5432")
+        };
+        host.to_socket_addrs().unwrap().next().unwrap()
+    }
+
     /// A connection whose `search_path` is this schema.
     pub fn client(&self) -> postgres::Client {
         connect(&self.url())

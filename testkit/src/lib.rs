@@ -18,6 +18,7 @@ mod dirs;
 mod gateway;
 mod http;
 mod process;
+mod proxy;
 mod receiver;
 
 pub use cluster::{postgres_url, redis_prefix, redis_url, PgSchema};
@@ -30,4 +31,5 @@ pub use http::{
     authed, begin_request, begin_request_expecting_continue, begin_request_until_continue, hdrs,
     http, parse_response, post_json, read_response, request_bytes, Client, Outcome, Response,
 };
+pub use proxy::TcpProxy;
 pub use receiver::{Delivery, Receiver, Reply};

@@ -9,6 +9,8 @@ mod access;
 mod actions;
 mod auth_and_guards;
 mod callbacks;
+mod cluster;
+mod cluster_faults;
 mod config_errors;
 mod connection;
 mod durability;

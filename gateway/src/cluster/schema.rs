@@ -108,6 +108,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_due ON outbox (scope, next_attempt_at) WHERE settled_at IS NULL;
     CREATE INDEX outbox_open ON outbox (scope, flow_id, revision) WHERE settled_at IS NULL;
     CREATE INDEX outbox_settled ON outbox (settled_at) WHERE settled_at IS NOT NULL;",
+    // 2: creation sequence numbers. Each Gateway's writer draws blocks of
+    // 1,024 (a new one when the rest of its block might not cover a batch,
+    // which creates at most one row per operation and holds at most
+    // 1,024), so nodes never hand out the same number; the
+    // newest-first orders of the embedded store carry over unchanged.
+    // The retention sweep's candidate scans get their indexes too.
+    "CREATE SEQUENCE taskflow_seq_blocks INCREMENT BY 1024 MINVALUE 0 START WITH 0;
+    CREATE INDEX flows_cancel ON flows (seq) WHERE cancel_requested_at IS NOT NULL;
+    CREATE INDEX flows_end_order ON flows ((coalesce(ended_at, updated_at)), seq);",
 ];
 
 /// The schema version this build creates and understands.

@@ -58,9 +58,15 @@ impl<'a> BatchView<'a> {
 
     /// A random id not used by any flow or task.
     pub fn fresh_id(&self) -> RString {
+        let check = self.committed.checks_fresh_ids();
         loop {
             let id = new_id();
-            if self.flow(&id).is_none() && self.task(&id).is_none() {
+            let free = if check {
+                self.flow(&id).is_none() && self.task(&id).is_none()
+            } else {
+                !self.flows.contains_key(id.as_str()) && !self.tasks.contains_key(id.as_str())
+            };
+            if free {
                 return id;
             }
         }

@@ -327,6 +327,9 @@ impl BoundTaskFlow for Bound {
                 .store
                 .subscriptions()
                 .check(&self.owner, scope.as_str())?;
+            if self.store.is_postgres() {
+                return self.store.pg_claim(&scope, now, limit, lease_until);
+            }
             let op = Op::Outbox(OutboxOp::Claim {
                 scope,
                 now,
@@ -353,6 +356,9 @@ impl BoundTaskFlow for Bound {
                 .check(&self.owner, scope.as_str())?;
             if settlements.is_empty() {
                 return Ok(());
+            }
+            if self.store.is_postgres() {
+                return self.store.pg_settle(&scope, &settlements);
             }
             let op = Op::Outbox(OutboxOp::Settle {
                 scope,

@@ -20,6 +20,13 @@ pub(crate) trait Committed {
     fn task(&self, task_id: &str) -> Result<Option<Arc<TaskEntry>>, StoreError>;
     /// Tasks linked to the flow, newest first.
     fn flow_tasks(&self, flow_id: &str) -> Result<Vec<Arc<TaskEntry>>, StoreError>;
+
+    /// Whether a new random id is looked up before use. A backend whose
+    /// database refuses a duplicate id (and then runs the batch again)
+    /// answers false and saves the lookups.
+    fn checks_fresh_ids(&self) -> bool {
+        true
+    }
 }
 
 /// The embedded store's committed state: the flow cache, then SQLite.

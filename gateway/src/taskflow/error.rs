@@ -31,6 +31,16 @@ pub enum StoreError {
     InUse { path: PathBuf },
     /// A stored row or the schema cannot be understood; nothing was loaded.
     Corrupt { path: PathBuf, detail: String },
+    /// PostgreSQL refused or could not be reached (`path` is the
+    /// server's redacted URL).
+    Postgres {
+        path: PathBuf,
+        action: &'static str,
+        source: postgres::Error,
+    },
+    /// PostgreSQL failed to connect less than a second ago; not tried
+    /// again yet.
+    Unavailable { path: PathBuf },
     /// A background thread could not be started.
     Thread {
         path: PathBuf,
@@ -66,6 +76,8 @@ impl StoreError {
         match self {
             Self::Io { path, .. }
             | Self::Sqlite { path, .. }
+            | Self::Postgres { path, .. }
+            | Self::Unavailable { path }
             | Self::NotAStore { path, .. }
             | Self::InUse { path }
             | Self::Corrupt { path, .. }
@@ -117,6 +129,7 @@ impl StoreError {
         match self {
             Self::Io { action, source, .. } => write!(f, "{action}: {source}"),
             Self::Sqlite { action, source, .. } => write!(f, "{action}: {source}"),
+            Self::Postgres { action, source, .. } => write!(f, "{action}: {source}"),
             Self::NotAStore { found, .. } => write!(
                 f,
                 "{found}. It is refused so that no flows are lost silently. To start fresh \
@@ -128,6 +141,9 @@ impl StoreError {
                  same state directory?)",
             ),
             Self::Corrupt { detail, .. } => f.write_str(detail),
+            Self::Unavailable { .. } => {
+                f.write_str("PostgreSQL could not be reached a moment ago; not tried again yet")
+            }
             Self::Thread { source, .. } => write!(f, "cannot start thread: {source}"),
         }
     }
@@ -138,8 +154,35 @@ impl std::error::Error for StoreError {
         match self {
             Self::Io { source, .. } | Self::Thread { source, .. } => Some(source),
             Self::Sqlite { source, .. } => Some(source),
-            Self::NotAStore { .. } | Self::InUse { .. } | Self::Corrupt { .. } => None,
+            Self::Postgres { source, .. } => Some(source),
+            Self::NotAStore { .. }
+            | Self::InUse { .. }
+            | Self::Corrupt { .. }
+            | Self::Unavailable { .. } => None,
         }
+    }
+}
+
+/// A read the PostgreSQL store could not answer: logged with its cause,
+/// answered as `UNAVAILABLE` when the server could not be asked, else as
+/// [`read_failed`] does.
+pub(crate) fn pg_read_failed(err: &StoreError) -> TaskFlowError {
+    match err {
+        StoreError::Postgres {
+            path,
+            action,
+            source,
+        } => {
+            log::warn!(
+                "taskflow store {}: a read failed: {action}: {source}",
+                path.display()
+            );
+            TaskFlowError::new(ErrorCode::UNAVAILABLE, "TaskFlow store unavailable.")
+        }
+        StoreError::Unavailable { .. } => {
+            TaskFlowError::new(ErrorCode::UNAVAILABLE, "TaskFlow store unavailable.")
+        }
+        other => read_failed(other),
     }
 }
 

@@ -52,6 +52,28 @@ impl Staged {
     pub fn clear(&mut self) {
         self.0.clear();
     }
+
+    pub fn get(&self, scope: &str, key: &str) -> Option<&Record> {
+        self.0.get(&(scope.to_owned(), key.to_owned()))
+    }
+}
+
+/// What a key's record (if any) means for `claim` at `now`. An expired
+/// record counts as none.
+pub(crate) fn judge(found: Option<Record>, claim: &IdempotencyClaim, now: u64) -> Prior {
+    match found {
+        Some(r) if r.expires_at > now => {
+            if r.fingerprint == claim.fingerprint.as_str() {
+                Prior::Same(StoredReply {
+                    status: r.status,
+                    body: r.body.into(),
+                })
+            } else {
+                Prior::Other
+            }
+        }
+        _ => Prior::None,
+    }
 }
 
 /// What `claim`'s key already has at `now`: the batch's staged records
@@ -67,19 +89,7 @@ pub(crate) fn prior(
         Some(r) => Some(r.clone()),
         None => find(conn, &key.0, &key.1)?,
     };
-    Ok(match found {
-        Some(r) if r.expires_at > now => {
-            if r.fingerprint == claim.fingerprint.as_str() {
-                Prior::Same(StoredReply {
-                    status: r.status,
-                    body: r.body.into(),
-                })
-            } else {
-                Prior::Other
-            }
-        }
-        _ => Prior::None,
-    })
+    Ok(judge(found, claim, now))
 }
 
 fn find(conn: &Connection, scope: &str, key: &str) -> rusqlite::Result<Option<Record>> {

@@ -1,6 +1,8 @@
 //! The durable TaskFlow store: managed flows and their child task records
 //! in SQLite, read through a bounded cache of hot flows and indexed
-//! queries, and written through one writer thread with group commit.
+//! queries, and written through one writer thread with group commit; or,
+//! under `cluster`, in PostgreSQL shared by several Gateways (`pg`, opened
+//! by `Store::open_postgres`), with the same semantics and no cache.
 //!
 //! - [`Store`] opens the file (loading no flow), runs the writer and the
 //!   maintenance sweeper, and hands out [`Bound`] session views
@@ -22,7 +24,8 @@
 //! waiting reads), `writer` (group commit), `staging` (a batch's rows
 //! under savepoints),
 //! `store` (the handle), `bound` (binding and the session view),
-//! `metrics` (commit histograms, flows by status).
+//! `metrics` (commit histograms, flows by status), `pg` (the PostgreSQL
+//! backend: connections, rows, reads, writer, listener, outbox).
 
 mod batch;
 mod bound;
@@ -38,6 +41,7 @@ mod model;
 mod ops;
 mod options;
 mod outbox;
+mod pg;
 mod read_pool;
 mod readers;
 mod reads;
@@ -59,4 +63,5 @@ pub use file::lock;
 pub use metrics::StoreMetrics;
 pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
+pub use pg::{PgOptions, PG_TIMEOUT};
 pub use store::Store;

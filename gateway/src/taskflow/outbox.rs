@@ -190,6 +190,16 @@ impl Table {
         self.by_owner.get(owner).map_or(&[], Vec::as_slice)
     }
 
+    /// Calls every subscriber's waker (events may have been added where
+    /// this process could not see it: another node).
+    pub fn wake_all(&self) {
+        for s in self.by_scope.values() {
+            if catch_unwind(AssertUnwindSafe(|| s.waker.wake())).is_err() {
+                log::error!("taskflow store: an event waker panicked");
+            }
+        }
+    }
+
     /// Calls the waker of every scope that `committed` added events for.
     pub fn wake(&self, committed: &[Change]) {
         let mut woken: Vec<&Arc<str>> = Vec::new();
@@ -261,6 +271,4 @@ pub(crate) fn emits(prior: Option<&FlowRecord>, next: &FlowRecord) -> bool {
 
 mod sql;
 
-pub(crate) use sql::{evaluate, open_counts, write};
-#[cfg(test)]
-pub(crate) use sql::{flow_from_json, flow_json};
+pub(crate) use sql::{evaluate, flow_from_json, flow_json, open_counts, write};

@@ -27,7 +27,7 @@ use super::reads::Cached;
 /// Reader threads: enough to keep a few disk reads in flight.
 pub(crate) const READ_THREADS: usize = 4;
 
-type Job = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct ReadPool {
     tx: Mutex<Option<Sender<Job>>>,
@@ -57,7 +57,7 @@ impl ReadPool {
     }
 
     /// Queues `job`; gives it back when the pool has stopped.
-    fn queue(&self, job: Job) -> Option<Job> {
+    pub(crate) fn queue(&self, job: Job) -> Option<Job> {
         match self.tx.lock().as_ref() {
             Some(tx) => tx.send(job).err().map(|e| e.0),
             None => Some(job),

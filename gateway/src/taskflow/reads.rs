@@ -11,8 +11,13 @@ use openclaw_ffi::records::TaskSummary;
 use openclaw_ffi::runtime::FlowWakerBox;
 use rusqlite::Connection;
 
-use super::error::{read_failed, StoreError};
+use std::path::Path;
+
+use super::error::{pg_read_failed, read_failed, StoreError};
 use super::model::FlowEntry;
+use super::pg::reads as pg_reads;
+use super::pg::{Db, Pg};
+use super::read_pool::Job;
 use super::rows;
 use super::store::Store;
 use super::watch::settles;
@@ -40,9 +45,22 @@ impl Store {
             .map_err(|err| read_failed(&err))
     }
 
+    /// Runs a query on a pooled PostgreSQL connection.
+    fn pg_query<T>(
+        &self,
+        pg: &Pg,
+        f: impl FnOnce(&mut Db<'_, postgres::Client>, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, TaskFlowError> {
+        pg.with(|client| f(client, pg.label()))
+            .map_err(|err| pg_read_failed(&err))
+    }
+
     /// The owner's flow as far as the cache knows it, without touching
-    /// the disk.
+    /// the disk. The PostgreSQL store caches nothing (other nodes write).
     pub(crate) fn cached_flow(&self, owner: &str, flow_id: &str) -> Cached {
+        if self.pg().is_some() {
+            return Cached::Unknown;
+        }
         match self.inner().cache.get(flow_id) {
             Some(f) if &*f.owner == owner => Cached::Owned(f),
             Some(_) => Cached::NotOwned,
@@ -56,6 +74,10 @@ impl Store {
         owner: &str,
         flow_id: &str,
     ) -> Result<Option<Arc<FlowEntry>>, TaskFlowError> {
+        if let Some(pg) = self.pg() {
+            let found = self.pg_query(pg, |c, path| pg_reads::flow(c, path, flow_id, false))?;
+            return Ok(found.filter(|f| &*f.owner == owner).map(Arc::new));
+        }
         match self.cached_flow(owner, flow_id) {
             Cached::Owned(f) => return Ok(Some(f)),
             Cached::NotOwned => return Ok(None),
@@ -74,16 +96,32 @@ impl Store {
 
     /// The owner's flows, newest first.
     pub(crate) fn owner_flows(&self, owner: &str) -> Result<Vec<FlowEntry>, TaskFlowError> {
+        if let Some(pg) = self.pg() {
+            return self.pg_query(pg, |c, path| {
+                pg_reads::owner_flows(c, path, owner, false, None)
+            });
+        }
         self.query(|conn, path| rows::owner_flows(conn, path, owner))
     }
 
     /// The owner's newest flow.
     pub(crate) fn latest_flow(&self, owner: &str) -> Result<Option<FlowEntry>, TaskFlowError> {
+        if let Some(pg) = self.pg() {
+            let found = self.pg_query(pg, |c, p| {
+                pg_reads::owner_flows(c, p, owner, false, Some(1))
+            })?;
+            return Ok(found.into_iter().next());
+        }
         self.query(|conn, path| rows::latest_flow(conn, path, owner))
     }
 
     /// The owner's newest flow that is not terminal.
     pub(crate) fn latest_live_flow(&self, owner: &str) -> Result<Option<FlowEntry>, TaskFlowError> {
+        if let Some(pg) = self.pg() {
+            let found =
+                self.pg_query(pg, |c, p| pg_reads::owner_flows(c, p, owner, true, Some(1)))?;
+            return Ok(found.into_iter().next());
+        }
         self.query(|conn, path| rows::latest_live_flow(conn, path, owner))
     }
 
@@ -97,6 +135,11 @@ impl Store {
         if self.flow(owner, flow_id)?.is_none() {
             return Ok(None);
         }
+        if let Some(pg) = self.pg() {
+            return self
+                .pg_query(pg, |c, path| pg_reads::task_summary(c, path, flow_id))
+                .map(Some);
+        }
         self.query(|conn, path| rows::task_summary(conn, path, flow_id))
             .map(Some)
     }
@@ -109,6 +152,23 @@ impl Store {
     pub(crate) fn watch(&self, owner: &str, flow_id: &str, above: u64, waker: FlowWakerBox) -> u64 {
         let watchers = &self.inner().watchers;
         let ticket = watchers.add(flow_id, above, waker);
+        if self.pg().is_some() {
+            // The check reads PostgreSQL: on a reader thread, never the
+            // caller's.
+            let (store, owner, id) = (self.clone(), owner.to_owned(), flow_id.to_owned());
+            let job: Job = Box::new(move || store.check_watch(&owner, &id, above, ticket));
+            if let Some(job) = self.read_pool().queue(job) {
+                job();
+            }
+            return ticket;
+        }
+        self.check_watch(owner, flow_id, above, ticket);
+        ticket
+    }
+
+    /// Wakes the watch `ticket` when the flow is settled for it already.
+    fn check_watch(&self, owner: &str, flow_id: &str, above: u64, ticket: u64) {
+        let watchers = &self.inner().watchers;
         // Registered first, read second: a commit published (to the cache,
         // after reaching the disk) before this read is seen here; one
         // published after it finds the waker. A failed read wakes the
@@ -119,7 +179,6 @@ impl Store {
         if settled {
             watchers.fire(ticket);
         }
-        ticket
     }
 
     /// Drops the registration of `ticket` if it was not woken yet.

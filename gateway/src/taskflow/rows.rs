@@ -35,7 +35,7 @@ mod reads;
 pub(crate) use reads::*;
 
 /// Controller id given to restored managed rows that lack one.
-const LEGACY_CONTROLLER: &str = "core/legacy-restored";
+pub(crate) const LEGACY_CONTROLLER: &str = "core/legacy-restored";
 
 pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -72,7 +72,7 @@ fn maybe_int(row: &Row<'_>, i: usize) -> rusqlite::Result<ROption<u64>> {
     })
 }
 
-fn enum_value<T>(
+pub(crate) fn enum_value<T>(
     path: &Path,
     kind: &str,
     id: &str,
@@ -86,7 +86,7 @@ fn enum_value<T>(
     })
 }
 
-fn check_json(
+pub(crate) fn check_json(
     path: &Path,
     kind: &str,
     id: &str,

@@ -20,6 +20,7 @@ use super::metrics::{FlowCounts, StoreMetrics};
 use super::ops::{Answer, Op, SweepReport};
 use super::options::{Clock, StoreOptions};
 use super::outbox::{self, OutboxOp, Subscriptions};
+use super::pg::{self as pgstore, Pg};
 use super::read_pool::{ReadPool, READ_THREADS};
 use super::readers::Readers;
 use super::sweep::{self, SWEEP_CHUNK};
@@ -32,6 +33,8 @@ use super::{file, rows};
 pub struct Store {
     inner: Arc<Inner>,
 }
+
+mod postgres;
 
 pub(super) struct Inner {
     pub(super) path: PathBuf,
@@ -50,9 +53,15 @@ pub(super) struct Inner {
     stop: Arc<(Mutex<bool>, Condvar)>,
     pub(super) watchers: Arc<Watchers>,
     metrics: StoreMetrics,
+    /// Set when the store lives in PostgreSQL: reads go there (the cache
+    /// stays empty, since other nodes write too) and the writer thread is
+    /// a [`PgWriter`].
+    pub(super) pg: Option<Arc<Pg>>,
+    /// The PostgreSQL store's listener thread (see `pg::listen`).
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -113,6 +122,8 @@ impl Store {
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
                 watchers,
                 metrics,
+                pg: None,
+                listener: Mutex::new(None),
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -128,6 +139,15 @@ impl Store {
             );
         }
         Ok(store)
+    }
+
+    /// Whether the store lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.inner.pg.is_some()
+    }
+
+    pub(super) fn pg(&self) -> Option<&Arc<Pg>> {
+        self.inner.pg.as_ref()
     }
 
     fn start_sweeper(&self, interval: Duration) -> Result<(), StoreError> {
@@ -152,10 +172,26 @@ impl Store {
         // writer re-checks each one before it changes anything.
         let mut finalize = sweep::Candidates::new(now, self.inner.retention_ms);
         loop {
-            let chunk = self
-                .inner
-                .readers
-                .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK));
+            let chunk = match &self.inner.pg {
+                Some(pg) => pg.with(|client| {
+                    let client = std::cell::RefCell::new(client);
+                    finalize.next_chunk_from(
+                        SWEEP_CHUNK,
+                        |after| {
+                            let c = &mut **client.borrow_mut();
+                            pgstore::reads::cancel_requested(c, pg.label(), after, SWEEP_CHUNK)
+                        },
+                        |cutoff, after| {
+                            let c = &mut **client.borrow_mut();
+                            pgstore::reads::ended_before(c, pg.label(), cutoff, after, SWEEP_CHUNK)
+                        },
+                    )
+                }),
+                None => self
+                    .inner
+                    .readers
+                    .with(|conn| finalize.next_chunk(conn, &self.inner.path, SWEEP_CHUNK)),
+            };
             let (finalize_ids, prune_ids) = match chunk {
                 Ok(chunk) => chunk,
                 Err(err) => {
@@ -191,6 +227,10 @@ impl Store {
             || Op::PruneKeys { limit: SWEEP_CHUNK },
             |r| r.pruned_keys,
         ));
+        if let Some(pg) = &self.inner.pg {
+            report.pruned_events += self.pg_prune_events(pg, SWEEP_CHUNK);
+            return report;
+        }
         report.add(self.prune_chunks(
             "outbox events",
             || Op::Outbox(OutboxOp::Prune { limit: SWEEP_CHUNK }),
@@ -325,6 +365,11 @@ impl Inner {
         }
         // Queued reads are answered first.
         self.read_pool.stop();
+        if let Some(handle) = self.listener.lock().take() {
+            if handle.join().is_err() {
+                log::error!("taskflow store {}: listener panicked", self.path.display());
+            }
+        }
         if let Some((id, handle)) = self.sweeper.lock().take() {
             // The sweeper may itself drop the last handle; never join oneself.
             if id != thread::current().id() && handle.join().is_err() {
@@ -341,6 +386,9 @@ impl Inner {
         // Nothing commits any more: nobody waits for a commit.
         self.watchers.wake_all();
         self.readers.close();
+        if let Some(pg) = &self.pg {
+            pg.close();
+        }
         drop(self.lock.lock().take());
     }
 }

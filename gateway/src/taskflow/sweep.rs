@@ -72,9 +72,24 @@ impl Candidates {
         path: &Path,
         limit: usize,
     ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        self.next_chunk_from(
+            limit,
+            |after| rows::cancel_requested(conn, path, after, limit),
+            |cutoff, after| rows::ended_before(conn, path, cutoff, after, limit),
+        )
+    }
+
+    /// [`Candidates::next_chunk`] over any backend's two candidate
+    /// queries (see `rows::cancel_requested` and `rows::ended_before`).
+    pub fn next_chunk_from(
+        &mut self,
+        limit: usize,
+        cancel_requested: impl FnOnce(i64) -> Result<Vec<(i64, String)>, StoreError>,
+        ended_before: impl FnOnce(u64, EndedCursor) -> Result<Vec<(EndedCursor, String)>, StoreError>,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let mut finalize = Vec::new();
         if let Some(after) = self.finalize_after {
-            let found = rows::cancel_requested(conn, path, after, limit)?;
+            let found = cancel_requested(after)?;
             self.finalize_after = found
                 .last()
                 .map(|(seq, _)| *seq)
@@ -84,7 +99,7 @@ impl Candidates {
         let mut prune = Vec::new();
         match (self.prune_after, self.cutoff) {
             (Some(after), Some(cutoff)) => {
-                let found = rows::ended_before(conn, path, cutoff, after, limit)?;
+                let found = ended_before(cutoff, after)?;
                 self.prune_after = found
                     .last()
                     .map(|(c, _)| *c)

@@ -141,6 +141,15 @@ impl Watchers {
         due.into_iter().map(|(_, waker)| waker).collect()
     }
 
+    /// The ids of the flows some read waits on.
+    pub fn flow_ids(&self) -> Vec<String> {
+        if self.len.load(Ordering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        let registry = self.registry.lock();
+        registry.by_flow.keys().map(|id| id.to_string()).collect()
+    }
+
     /// Wakes every registered waker (the store is closing).
     pub fn wake_all(&self) {
         let wakers: Vec<FlowWakerBox> = {

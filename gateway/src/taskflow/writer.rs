@@ -93,26 +93,7 @@ impl Writer {
     /// one each. A lone caller never waits.
     pub fn run(mut self, rx: Receiver<Request>) {
         let mut last_len = 0;
-        while let Ok(first) = rx.recv() {
-            let mut batch = Vec::with_capacity(last_len.max(16));
-            batch.push(first);
-            let deadline = Instant::now() + LINGER;
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(req) => batch.push(req),
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(TryRecvError::Empty) => {
-                        let wait = deadline.saturating_duration_since(Instant::now());
-                        if last_len < 2 || batch.len() >= last_len || wait.is_zero() {
-                            break;
-                        }
-                        match rx.recv_timeout(wait) {
-                            Ok(req) => batch.push(req),
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
+        while let Some(batch) = next_batch(&rx, last_len) {
             last_len = batch.len();
             self.process(batch);
         }
@@ -273,6 +254,50 @@ impl Writer {
     }
 }
 
+/// The next batch (see [`Writer::run`]): what is queued, lingering while
+/// the previous batch showed concurrent callers; `None` once every sender
+/// is gone.
+pub(crate) fn next_batch(rx: &Receiver<Request>, last_len: usize) -> Option<Vec<Request>> {
+    let first = rx.recv().ok()?;
+    let mut batch = Vec::with_capacity(last_len.max(16));
+    batch.push(first);
+    let deadline = Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(req) => batch.push(req),
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if last_len < 2 || batch.len() >= last_len || wait.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(wait) {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    Some(batch)
+}
+
+/// The idempotency record a keyed write that ran stores with its rows.
+pub(crate) fn keyed_record(claim: &Claim, evaluation: &mut Evaluation, now: u64) {
+    if let Ok(Answer::Write(outcome)) = &evaluation.answer {
+        if let Some(reply) = (claim.render)(outcome) {
+            let c = &claim.claim;
+            evaluation.changes.push(Change::PutRecord(Arc::new(Record {
+                scope: c.scope.to_string(),
+                key: c.key.to_string(),
+                fingerprint: c.fingerprint.to_string(),
+                status: reply.status,
+                body: reply.body.into_vec(),
+                expires_at: now.saturating_add(c.ttl_ms),
+            })));
+        }
+    }
+}
+
 /// Evaluates a request. A keyed write whose key already has a live reply
 /// is answered with it (or refused, for another request) and not run; a
 /// keyed write that runs stages its rendered reply with its own rows.
@@ -301,19 +326,7 @@ fn evaluate_claimed(
         }
     }
     let mut evaluation = evaluate(conn, view, ctx, &req.op);
-    if let Ok(Answer::Write(outcome)) = &evaluation.answer {
-        if let Some(reply) = (claim.render)(outcome) {
-            let c = &claim.claim;
-            evaluation.changes.push(Change::PutRecord(Arc::new(Record {
-                scope: c.scope.to_string(),
-                key: c.key.to_string(),
-                fingerprint: c.fingerprint.to_string(),
-                status: reply.status,
-                body: reply.body.into_vec(),
-                expires_at: ctx.now.saturating_add(c.ttl_ms),
-            })));
-        }
-    }
+    keyed_record(claim, &mut evaluation, ctx.now);
     evaluation
 }
 
@@ -359,7 +372,7 @@ fn published(change: &Change) -> Option<Published<'_>> {
 
 /// Adds what `changes` do to the flow counts by status; `view` still
 /// holds the state before them.
-fn count(view: &BatchView<'_>, changes: &[Change], deltas: &mut StatusDeltas) {
+pub(crate) fn count(view: &BatchView<'_>, changes: &[Change], deltas: &mut StatusDeltas) {
     for change in changes {
         let (id, after) = match change {
             Change::PutFlow(f) => (f.id(), Some(f.record.status)),
@@ -376,7 +389,7 @@ fn count(view: &BatchView<'_>, changes: &[Change], deltas: &mut StatusDeltas) {
 }
 
 /// What a committed change did to a flow, if it touched one.
-fn flow_change(change: &Change) -> Option<FlowChange<'_>> {
+pub(crate) fn flow_change(change: &Change) -> Option<FlowChange<'_>> {
     match change {
         Change::PutFlow(f) => Some(FlowChange::Put(&f.record)),
         Change::DeleteFlow { id, .. } => Some(FlowChange::Deleted(id)),
