@@ -1,7 +1,8 @@
 //! Several Gateways on one PostgreSQL, under faults: a node killed under
 //! write load loses no acknowledged write; an unreachable PostgreSQL
-//! answers 503 within 5 s and service resumes by itself; an embedded store
-//! moved by `migrate` is served and written on.
+//! answers 503 within 5 s and service resumes by itself; an unreachable
+//! Redis leaves each node its own limits until it answers again; an
+//! embedded store moved by `migrate` is served and written on.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,4 +214,50 @@ fn an_event_claimed_by_a_killed_node_is_delivered_by_the_other_once_its_lease_en
         .unwrap();
     assert_eq!(again.flow_id(), id(&created.json["result"]["flow"]));
     assert!(again.verified);
+}
+
+#[test]
+fn an_unreachable_redis_leaves_each_node_its_own_limits_until_it_answers_again() {
+    let schema = PgSchema::new("redis_cut");
+    let redis: std::net::SocketAddr = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("OPENCLAW_TEST_REDIS_URL as redis://host:port/");
+    let proxy = TcpProxy::start(redis);
+    let mut config = cluster_config(
+        &schema.url(),
+        json!({"limits": {"rateLimitMaxRequests": 4, "rateLimitWindowMs": 60_000}}),
+    );
+    config["cluster"]["redis"]["url"] = json!(format!("redis://{}/", proxy.addr()));
+    let (a, b) = (Gateway::start(&config), Gateway::start(&config));
+    let list = |gw: &Gateway| gw.action(json!({"action": "list_flows"})).status;
+
+    proxy.cut();
+    // Each node applies the limit on its own: 4 each, not 4 between them.
+    for gw in [&a, &b] {
+        let answers: Vec<u16> = (0..5).map(|_| list(gw)).collect();
+        assert_eq!(answers, [200, 200, 200, 200, 429], "{}", gw.logs());
+        assert!(gw.logs().contains("Redis is unreachable"), "{}", gw.logs());
+    }
+
+    proxy.restore();
+    // Both local windows are spent, so a node's first 200 is Redis
+    // deciding again (each reconnects by itself within a second or so).
+    for gw in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while list(gw) != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "limits never shared again: {}",
+                gw.logs()
+            );
+        }
+        assert!(gw.logs().contains("Redis answers again"), "{}", gw.logs());
+    }
+    // Shared again: the window has 2 of its 4 left, between both nodes.
+    let admitted = (0..12)
+        .filter(|i| list(if i % 2 == 0 { &a } else { &b }) == 200)
+        .count();
+    assert_eq!(admitted, 2, "{}\n{}", a.logs(), b.logs());
 }
