@@ -143,7 +143,9 @@ fn bench_config(postgres: Option<&str>) -> Value {
     if let Some(url) = postgres {
         extra["cluster"] = json!({
             "postgres": {"url": url, "poolSize": 8},
-            "redis": {"url": redis_url()}
+            // The limits count in Redis (each request pays its round
+            // trips), under a prefix of this run's own.
+            "redis": {"url": redis_url(), "keyPrefix": testkit::redis_prefix("bench")}
         });
     }
     gateway_config(
