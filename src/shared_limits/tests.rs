@@ -1,13 +1,9 @@
 //! Against the real Redis (`testkit::redis_url`), each test under its own
 //! key prefix: two links stand for two Gateways.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use super::*;
 
@@ -166,63 +162,6 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
     });
 }
 
-/// A TCP proxy in front of Redis that a test can cut and restore.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    cut: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: std::net::SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (cut2, open2) = (Arc::clone(&cut), Arc::clone(&open));
-        std::thread::spawn(move || {
-            for down in listener.incoming() {
-                let Ok(down) = down else { continue };
-                if cut2.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection closes at once
-                }
-                let Ok(up) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                open2
-                    .lock()
-                    .extend([down.try_clone().unwrap(), up.try_clone().unwrap()]);
-                pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
-                pipe(up, down);
-            }
-        });
-        Self { addr, cut, open }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
 fn redis_addr() -> std::net::SocketAddr {
     use std::net::ToSocketAddrs;
     let url = testkit::redis_url();
@@ -235,9 +174,9 @@ fn redis_addr() -> std::net::SocketAddr {
 #[test]
 fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themselves() {
     let prefix = testkit::redis_prefix("fallback");
-    let proxy = Proxy::start(redis_addr());
+    let proxy = testkit::TcpProxy::start(redis_addr());
     runtime().block_on(async {
-        let link = node(&format!("redis://{}/", proxy.addr)).await;
+        let link = node(&format!("redis://{}/", proxy.addr())).await;
         let rate = SharedRate::new(Arc::clone(&link), &prefix, ROUTE, WINDOW, 3, 64);
         let in_flight =
             SharedInFlight::new(Arc::clone(&link), &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
