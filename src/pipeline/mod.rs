@@ -31,7 +31,7 @@ use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
 use crate::response;
 use crate::routes::{AppState, Route};
-use crate::shared_limits::Slot;
+use crate::shared_limits::{self, Decision, Slot};
 
 /// The application every worker serves: every path goes to [`handle`].
 pub fn app(
@@ -308,13 +308,21 @@ async fn admit<'s>(
         .network(route.limits.ipv6_prefix_bits);
     // Refused addresses spend no rate-limit budget.
     route.access.admit(client).map_err(anonymous)?;
-    route
-        .rate
-        .check(client)
-        .await
-        .map_err(|wait| anonymous(ApiError::new(Code::RateLimited).retry_after(wait)))?;
+    let decision = shared_limits::decide(&route.rate, &route.in_flight, client).await;
+    if let Decision::RateLimited(wait) = decision {
+        return Err(anonymous(
+            ApiError::new(Code::RateLimited).retry_after(wait),
+        ));
+    }
+    // A slot already taken (with the rate, in one round trip to Redis) is
+    // given back if this refuses the request.
     body::check_media_type(headers).map_err(anonymous)?;
-    let slot = route.in_flight.acquire(client).await.ok_or_else(|| {
+    let slot = match decision {
+        Decision::Slot(slot) => Some(slot),
+        Decision::Admitted => route.in_flight.acquire(client).await,
+        Decision::RateLimited(_) | Decision::InFlightFull => None,
+    };
+    let slot = slot.ok_or_else(|| {
         anonymous(ApiError::new(Code::InFlightLimited).retry_after(Duration::from_secs(1)))
     })?;
     let secret_slot = route.authenticate(headers).map_err(anonymous)?;

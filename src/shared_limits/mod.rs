@@ -159,31 +159,43 @@ impl SharedInFlight {
     /// Takes a slot for `client`, or `None` when it already has `max` in
     /// flight across the cluster (or on this node, while Redis is away).
     pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<Slot> {
+        let (key, member) = self.lease_names(client);
+        let mut invocation = scripts::ACQUIRE.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(self.max)
+            .arg(self.lease_ms())
+            .arg(&member);
+        match call::<i64>(&self.link, invocation).await {
+            Some(1) => Some(self.held(key, member)),
+            Some(_) => None,
+            None => self.local.acquire(client).map(Slot::Local),
+        }
+    }
+
+    /// The client's lease set and a new lease name in it.
+    fn lease_names(&self, client: ClientKey) -> (String, String) {
         let key = format!("{}{}", self.key_base, client_text(client));
         let member = format!(
             "{}:{}",
             self.node,
             self.next.fetch_add(1, Ordering::Relaxed)
         );
-        let lease_ms = self.lease.as_millis().max(1) as u64;
-        let mut invocation = scripts::ACQUIRE.prepare_invoke();
-        invocation
-            .key(&key)
-            .arg(self.max)
-            .arg(lease_ms)
-            .arg(&member);
-        match call::<i64>(&self.link, invocation).await {
-            Some(1) => {
-                let renewal = self.renew(key.clone(), member.clone());
-                Some(Slot::Lease {
-                    owner: Arc::clone(self),
-                    key,
-                    member,
-                    renewal,
-                })
-            }
-            Some(_) => None,
-            None => self.local.acquire(client).map(Slot::Local),
+        (key, member)
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.lease.as_millis().max(1) as u64
+    }
+
+    /// A lease Redis granted, renewed until the slot is dropped.
+    fn held(self: &Arc<Self>, key: String, member: String) -> Slot {
+        let renewal = self.renew(key.clone(), member.clone());
+        Slot::Lease {
+            owner: Arc::clone(self),
+            key,
+            member,
+            renewal,
         }
     }
 
@@ -284,6 +296,55 @@ impl InFlight {
             InFlight::Local(local) => local.acquire(client).map(Slot::Local),
             InFlight::Shared(shared) => shared.acquire(client).await,
         }
+    }
+}
+
+/// What a request's limits decided before its body.
+pub enum Decision {
+    /// Its rate window is full: refused, with the time until it resets.
+    RateLimited(Duration),
+    /// Admitted by its window, and its in-flight slot is taken.
+    Slot(Slot),
+    /// Admitted by its window; its in-flight slot is still to be taken
+    /// (after the media type check).
+    Admitted,
+    /// Admitted by its window, but its client has all its slots in use.
+    InFlightFull,
+}
+
+/// Counts a request of `client` in its rate window and, on a route whose
+/// limits are both in Redis, takes its in-flight slot in the same round
+/// trip; elsewhere the slot is taken afterwards
+/// ([`Decision::Admitted`]), as the checks' order has it.
+pub async fn decide(rate: &Rate, in_flight: &InFlight, client: ClientKey) -> Decision {
+    let (Rate::Shared(rate), InFlight::Shared(slots)) = (rate, in_flight) else {
+        return match rate.check(client).await {
+            Ok(()) => Decision::Admitted,
+            Err(wait) => Decision::RateLimited(wait),
+        };
+    };
+    let rate_key = format!("{}{}", rate.key_base, client_text(client));
+    let (lease_key, member) = slots.lease_names(client);
+    let mut invocation = scripts::ADMIT.prepare_invoke();
+    invocation
+        .key(&rate_key)
+        .key(&lease_key)
+        .arg(rate.window.as_millis().max(1) as u64)
+        .arg(rate.max_requests)
+        .arg(slots.max)
+        .arg(slots.lease_ms())
+        .arg(&member);
+    match call::<(i64, i64, i64)>(&rate.link, invocation).await {
+        Some((0, ttl_ms, _)) => Decision::RateLimited(Duration::from_millis(ttl_ms.max(0) as u64)),
+        Some((_, _, 1)) => Decision::Slot(slots.held(lease_key, member)),
+        Some(_) => Decision::InFlightFull,
+        None => match rate.local.check(client, Instant::now()) {
+            Err(wait) => Decision::RateLimited(wait),
+            Ok(()) => match slots.local.acquire(client) {
+                Some(guard) => Decision::Slot(Slot::Local(guard)),
+                None => Decision::InFlightFull,
+            },
+        },
     }
 }
 

@@ -44,6 +44,37 @@ return 1
     )
 });
 
+/// Both decisions of a request in one round trip: counts it in its rate
+/// window and, if the window admits it, takes an in-flight lease (as
+/// [`RATE`] then [`ACQUIRE`]; both keys carry the route's hash tag, so a
+/// Redis Cluster holds them in one slot). `KEYS`: the window's key, the
+/// lease set; `ARGV`: window ms, max requests, max in flight, lease ms,
+/// member. Returns `{admitted by the window (0/1), ms until the window
+/// resets, lease taken (0/1)}`; no lease is taken for a request the window
+/// refuses.
+pub static ADMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+if n > tonumber(ARGV[2]) then return {0, ttl, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {1, ttl, 0} end
+redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+redis.call('PEXPIRE', KEYS[2], lease)
+return {1, ttl, 1}
+",
+    )
+});
+
 /// Extends a live lease. `KEYS[1]`: the lease set; `ARGV`: lease ms,
 /// member. Returns 0 when the lease is gone (it expired meanwhile).
 pub static RENEW: LazyLock<Script> = LazyLock::new(|| {

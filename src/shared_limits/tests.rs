@@ -305,3 +305,66 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn one_round_trip_decides_both_limits_and_a_refused_request_takes_no_slot() {
+    let prefix = testkit::redis_prefix("decide");
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let (a, b) = (node(&url).await, node(&url).await);
+        let limits = |link: &Arc<RedisLink>| {
+            (
+                Rate::Shared(SharedRate::new(
+                    Arc::clone(link),
+                    &prefix,
+                    ROUTE,
+                    WINDOW,
+                    4,
+                    64,
+                )),
+                InFlight::Shared(SharedInFlight::new(
+                    Arc::clone(link),
+                    &prefix,
+                    ROUTE,
+                    2,
+                    64,
+                    DEFAULT_LEASE,
+                )),
+            )
+        };
+        let nodes = [limits(&a), limits(&b)];
+        let mut held = Vec::new();
+        let mut full = 0;
+        for i in 0..4 {
+            let (rate, in_flight) = &nodes[i % 2];
+            match decide(rate, in_flight, client(1)).await {
+                Decision::Slot(slot) => held.push(slot),
+                Decision::InFlightFull => full += 1,
+                _ => panic!("request {i}: the window admits 4"),
+            }
+        }
+        // The window admitted 4; 2 of them found both slots in use.
+        assert_eq!((held.len(), full), (2, 2));
+        assert!(held.iter().all(|s| matches!(s, Slot::Lease { .. })));
+        // The fifth is refused by the window, and takes no slot: once the
+        // two held are given back, both slots are free.
+        let (rate, in_flight) = &nodes[0];
+        assert!(matches!(
+            decide(rate, in_flight, client(1)).await,
+            Decision::RateLimited(wait) if wait <= WINDOW
+        ));
+        held.clear();
+        let (_, InFlight::Shared(slots)) = &nodes[1] else {
+            unreachable!()
+        };
+        let mut freed = Vec::new();
+        let both = eventually(Duration::from_secs(5), async || {
+            if let Some(slot) = slots.acquire(client(1)).await {
+                freed.push(slot);
+            }
+            freed.len() == 2
+        })
+        .await;
+        assert!(both, "a refused request must not hold a lease");
+    });
+}
