@@ -3,7 +3,9 @@
 //! in-flight slots kept in Redis so several Gateways behind one load
 //! balancer count together.
 //!
-//! - Each decision is one Lua script (`scripts`), atomic in Redis.
+//! - Each decision is one Lua script (`scripts`), atomic in Redis; a
+//!   request on a route whose limits are both in Redis has its window and
+//!   its lease decided by one script, one round trip ([`decide`]).
 //! - Keys are `<prefix>{<routeId>}:rate:<client>` and
 //!   `<prefix>{<routeId>}:inflight:<client>`: the prefix separates
 //!   clusters sharing a Redis, the hash tag keeps a route's keys in one
