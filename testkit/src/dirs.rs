@@ -29,8 +29,13 @@ pub fn gateway_bin() -> PathBuf {
     bin
 }
 
-/// A directory removed when dropped.
-pub struct TempDir(PathBuf);
+/// A directory removed when dropped, with the PostgreSQL schema and Redis
+/// prefix of the Gateways started in it when the suite runs on PostgreSQL
+/// (see [`crate::cluster::test_store`]), dropped with it.
+pub struct TempDir(
+    PathBuf,
+    pub(crate) std::sync::Mutex<Option<crate::cluster::TestStore>>,
+);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
@@ -45,12 +50,19 @@ impl TempDir {
             N.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+        Self(dir, std::sync::Mutex::new(None))
     }
 
     /// Owns nothing: dropping it removes nothing.
     pub(crate) fn none() -> Self {
-        Self(PathBuf::new())
+        Self(PathBuf::new(), std::sync::Mutex::new(None))
+    }
+
+    /// Pins the Gateways started in this directory to the embedded store
+    /// (see [`crate::cluster::test_store`]).
+    pub fn embedded(self) -> Self {
+        *self.1.lock().unwrap() = Some(crate::cluster::TestStore::Embedded);
+        self
     }
 
     pub fn path(&self) -> &Path {

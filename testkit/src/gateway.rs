@@ -40,6 +40,14 @@ impl Gateway {
         Self::start_in(TempDir::new("gw"), config, &[])
     }
 
+    /// A Gateway on the embedded store even when the suite runs on
+    /// PostgreSQL (`OPENCLAW_TEST_STORE=postgres`): for tests about the
+    /// embedded store or the in-process limits. Restarts in its directory
+    /// stay on it.
+    pub fn start_embedded(config: &Value) -> Gateway {
+        Self::start_in(TempDir::new("gw").embedded(), config, &[])
+    }
+
     pub fn start_with_env(config: &Value, env: &[(&str, &str)]) -> Gateway {
         Self::start_in(TempDir::new("gw"), config, env)
     }
@@ -47,6 +55,7 @@ impl Gateway {
     /// Starts a Gateway whose state lives in `dir` (reused across restarts)
     /// and returns once it has printed the address it listens on.
     pub fn start_in(dir: TempDir, config: &Value, env: &[(&str, &str)]) -> Gateway {
+        let config = crate::cluster::test_store(&dir, config);
         let config_path = dir.write("gateway.json5", &config.to_string());
         let mut process = Process::spawn(
             command(&config_path, dir.path(), env)

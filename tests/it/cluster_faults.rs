@@ -135,7 +135,7 @@ fn an_unreachable_postgres_answers_503_within_five_seconds_and_service_resumes()
 #[test]
 fn an_embedded_store_moved_by_migrate_is_served_and_written_on_postgresql() {
     let schema = PgSchema::new("cluster_moved");
-    let mut single = Gateway::start(&default_config());
+    let mut single = Gateway::start_embedded(&default_config());
     let before: Vec<String> = (0..8)
         .map(|i| id(&single.create_flow(&format!("before {i}"))))
         .collect();

@@ -55,7 +55,8 @@ fn a_store_that_cannot_persist_answers_503_and_keeps_what_was_acknowledged() {
         // Room for the empty schema (about 64 KiB) and a few flows.
         json!({"tasks": {"maxStoreBytes": 131072}}),
     );
-    let gw = Gateway::start(&config);
+    // The embedded store's size quota.
+    let gw = Gateway::start_embedded(&config);
     let big = "x".repeat(16_000);
     let mut acknowledged = Vec::new();
     let mut refused = None;
@@ -111,7 +112,8 @@ fn a_gateway_caching_ten_flows_serves_forty_exactly_before_and_after_kill_9() {
         json!({"routes": {"zapier": route(json!({}))}}),
         json!({"tasks": {"cacheMaxFlows": 10}}),
     );
-    let gw = Gateway::start(&config);
+    // The embedded store's cache.
+    let gw = Gateway::start_embedded(&config);
     let mut flows: Vec<Value> = (0..40).map(|i| gw.create_flow(&format!("g{i}"))).collect();
     for flow in flows.iter_mut().step_by(4) {
         let res = gw.action(json!({"action": "set_waiting", "flowId": flow["flowId"], "expectedRevision": 0, "currentStep": "step"}));

@@ -305,7 +305,8 @@ fn a_request_the_store_could_not_persist_leaves_no_record() {
         json!({"routes": {"zapier": route(json!({}))}}),
         json!({"tasks": {"maxStoreBytes": 65536}}),
     );
-    let gw = Gateway::start(&config);
+    // The embedded store's size quota makes the write fail.
+    let gw = Gateway::start_embedded(&config);
     let big = "x".repeat(16_000);
     let mut refused = None;
     for i in 0..64 {

@@ -125,7 +125,8 @@ fn forwarded_lines_form_one_list_so_a_forged_first_line_is_not_the_key() {
 
 #[test]
 fn a_table_full_of_authenticated_clients_sends_new_ones_to_one_overflow_bucket() {
-    let gw = Gateway::start(&behind_proxy(
+    // The in-process limiter's key table.
+    let gw = Gateway::start_embedded(&behind_proxy(
         json!({"rateLimitMaxRequests": 2, "maxTrackedKeys": 2}),
     ));
     let [a, b, c, d, e] = [

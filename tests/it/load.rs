@@ -541,7 +541,8 @@ fn ten_thousand_client_addresses_keep_memory_bounded_and_share_the_overflow_buck
     const TRACKED: usize = 1_000;
     const CLIENTS: usize = 10_000;
     const MAX: usize = 5;
-    let gw = Gateway::start(&limited(
+    // The in-process limiter's key table.
+    let gw = Gateway::start_embedded(&limited(
         json!({"maxTrackedKeys": TRACKED, "rateLimitMaxRequests": MAX, "rateLimitWindowMs": 60_000}),
         json!({"trustedProxies": [TRUSTED_PROXY]}),
     ));

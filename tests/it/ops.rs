@@ -219,7 +219,8 @@ fn counters_move_by_exactly_the_scripted_requests() {
     });
     let mut config = gateway_config(plugin, json!({}));
     config["gateway"]["admin"] = json!({"port": 0});
-    let gw = Gateway::start(&config);
+    // Counts the embedded store's cache and the in-process limits too.
+    let gw = Gateway::start_embedded(&config);
     let admin = admin_addr(&gw);
     let before = values(&scrape(admin, None));
 
