@@ -213,6 +213,42 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Which store the Gateways of one state directory run on.
+pub enum TestStore {
+    /// The embedded store, whatever `OPENCLAW_TEST_STORE` says: the test is
+    /// about it (its file, its cache, its quota) or about the in-process
+    /// limits.
+    Embedded,
+    /// PostgreSQL, on a schema of the directory's own, with a Redis key
+    /// prefix of its own: the suite run on PostgreSQL.
+    Postgres { schema: PgSchema, prefix: String },
+}
+
+/// `config` as a Gateway in `dir` runs it: unchanged, unless
+/// `OPENCLAW_TEST_STORE=postgres` asks for the suite to run on PostgreSQL,
+/// the config has no `cluster` of its own and `dir` was not pinned to the
+/// embedded store; then it gets a `cluster` on `dir`'s own schema and
+/// prefix, kept across restarts in `dir`.
+pub fn test_store(dir: &crate::TempDir, config: &serde_json::Value) -> serde_json::Value {
+    let mut config = config.clone();
+    let wanted = std::env::var("OPENCLAW_TEST_STORE").is_ok_and(|v| v == "postgres");
+    if !wanted || config.get("cluster").is_some() {
+        return config;
+    }
+    let mut store = dir.1.lock().unwrap();
+    let store = store.get_or_insert_with(|| TestStore::Postgres {
+        schema: PgSchema::new("suite"),
+        prefix: redis_prefix("suite"),
+    });
+    if let TestStore::Postgres { schema, prefix } = store {
+        config["cluster"] = serde_json::json!({
+            "postgres": {"url": schema.url(), "poolSize": 4},
+            "redis": {"url": redis_url(), "keyPrefix": prefix},
+        });
+    }
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,40 +296,4 @@ mod tests {
         assert_eq!(redacted("redis://:pw@h:1/0"), "redis://:***@h:1/0");
         assert_eq!(redacted("postgres://u@h/db?x=1"), "postgres://u@h/db?x=1");
     }
-}
-
-/// Which store the Gateways of one state directory run on.
-pub enum TestStore {
-    /// The embedded store, whatever `OPENCLAW_TEST_STORE` says: the test is
-    /// about it (its file, its cache, its quota) or about the in-process
-    /// limits.
-    Embedded,
-    /// PostgreSQL, on a schema of the directory's own, with a Redis key
-    /// prefix of its own: the suite run on PostgreSQL.
-    Postgres { schema: PgSchema, prefix: String },
-}
-
-/// `config` as a Gateway in `dir` runs it: unchanged, unless
-/// `OPENCLAW_TEST_STORE=postgres` asks for the suite to run on PostgreSQL,
-/// the config has no `cluster` of its own and `dir` was not pinned to the
-/// embedded store; then it gets a `cluster` on `dir`'s own schema and
-/// prefix, kept across restarts in `dir`.
-pub fn test_store(dir: &crate::TempDir, config: &serde_json::Value) -> serde_json::Value {
-    let mut config = config.clone();
-    let wanted = std::env::var("OPENCLAW_TEST_STORE").is_ok_and(|v| v == "postgres");
-    if !wanted || config.get("cluster").is_some() {
-        return config;
-    }
-    let mut store = dir.1.lock().unwrap();
-    let store = store.get_or_insert_with(|| TestStore::Postgres {
-        schema: PgSchema::new("suite"),
-        prefix: redis_prefix("suite"),
-    });
-    if let TestStore::Postgres { schema, prefix } = store {
-        config["cluster"] = serde_json::json!({
-            "postgres": {"url": schema.url(), "poolSize": 4},
-            "redis": {"url": redis_url(), "keyPrefix": prefix},
-        });
-    }
-    config
 }
