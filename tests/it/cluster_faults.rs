@@ -261,3 +261,37 @@ fn an_unreachable_redis_leaves_each_node_its_own_limits_until_it_answers_again()
         .count();
     assert_eq!(admitted, 2, "{}\n{}", a.logs(), b.logs());
 }
+
+#[test]
+fn the_in_flight_slot_of_a_node_killed_with_9_returns_within_30_seconds() {
+    let schema = PgSchema::new("slot_kill");
+    let config = cluster_config(&schema.url(), json!({"limits": {"maxInFlight": 1}}));
+    let (a, b) = (Gateway::start(&config), Gateway::start(&config));
+    let body = br#"{"action":"list_flows"}"#;
+    let framing = format!("content-length: {}\r\n", body.len());
+    // Node A holds the client's one slot, then dies without giving it back.
+    let _held = begin_request_until_continue(a.addr, &framing, b"");
+    let refused = b.action(json!({"action": "list_flows"}));
+    assert_eq!(
+        refused.json["code"], "in_flight_limited",
+        "{}",
+        refused.text
+    );
+    let killed = Instant::now();
+    drop(a.kill9());
+    loop {
+        let res = b.action(json!({"action": "list_flows"}));
+        if res.status == 200 {
+            break;
+        }
+        assert_eq!(res.json["code"], "in_flight_limited", "{}", res.text);
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the dead node's slot is still held"
+        );
+        // Polled at a client's pace (a refusal says `Retry-After`), which
+        // also keeps the polling inside the route's rate limit; the signal
+        // is the 200 itself.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
