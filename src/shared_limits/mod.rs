@@ -12,13 +12,16 @@
 //!   slot of a Redis Cluster.
 //! - An in-flight slot is a lease in a sorted set scored by its expiry.
 //!   While the request runs, the lease is renewed every third of its
-//!   length; a released slot is removed at once. A node that dies stops
-//!   renewing, and its leases lapse after at most [`DEFAULT_LEASE`].
+//!   length; a released slot is removed with the next batch of releases
+//!   (`leases`: one task per route renews and releases for all its
+//!   requests). A node that dies stops renewing, and its leases lapse
+//!   after at most [`DEFAULT_LEASE`].
 //! - Redis never holds a request up for longer than the link's timeout:
 //!   an error or a late answer is counted, logged once per outage, and the
 //!   request is judged by the route's local limiters instead (the
 //!   in-process ones of `limits`), until Redis answers again.
 
+mod leases;
 mod link;
 mod scripts;
 
@@ -30,9 +33,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use tokio::task::JoinHandle;
 
 pub use link::{RedisLink, BACKEND_ERRORS};
+
+use leases::Leases;
 
 use crate::client_ip::ClientKey;
 use crate::limits::{InFlightGuard, InFlightLimiter, RateLimiter};
@@ -134,6 +138,8 @@ pub struct SharedInFlight {
     /// This node's lease names: `<node>:<n>`.
     node: String,
     next: AtomicU64,
+    /// The leases this node holds, renewed and released by one task.
+    leases: Arc<Leases>,
     /// Decides while Redis is away.
     pub local: Arc<InFlightLimiter>,
 }
@@ -147,6 +153,7 @@ impl SharedInFlight {
         max_keys: usize,
         lease: Duration,
     ) -> Arc<Self> {
+        let leases = Leases::start(&link, lease);
         Arc::new(Self {
             link,
             key_base: format!("{prefix}{{{route_id}}}:inflight:"),
@@ -154,6 +161,7 @@ impl SharedInFlight {
             lease,
             node: node_name(),
             next: AtomicU64::new(0),
+            leases,
             local: InFlightLimiter::new(max, max_keys),
         })
     }
@@ -192,54 +200,18 @@ impl SharedInFlight {
 
     /// A lease Redis granted, renewed until the slot is dropped.
     fn held(self: &Arc<Self>, key: String, member: String) -> Slot {
-        let renewal = self.renew(key.clone(), member.clone());
+        self.leases.hold(&key, &member);
         Slot::Lease {
             owner: Arc::clone(self),
             key,
             member,
-            renewal,
         }
     }
+}
 
-    /// Keeps a lease alive while its request runs.
-    fn renew(self: &Arc<Self>, key: String, member: String) -> JoinHandle<()> {
-        let owner = Arc::clone(self);
-        self.link.handle().spawn(async move {
-            let every = owner.lease / 3;
-            let lease_ms = owner.lease.as_millis().max(1) as u64;
-            loop {
-                tokio::time::sleep(every).await;
-                let mut invocation = scripts::RENEW.prepare_invoke();
-                invocation.key(&key).arg(lease_ms).arg(&member);
-                if call::<i64>(&owner.link, invocation).await == Some(0) {
-                    // Expired meanwhile (Redis was away for longer than a
-                    // lease): the slot is no longer counted anywhere.
-                    return;
-                }
-            }
-        })
-    }
-
-    fn release(&self, key: String, member: String) {
-        let Some(mut conn) = self.link.connection() else {
-            return; // It lapses by itself.
-        };
-        let link = Arc::clone(&self.link);
-        self.link.handle().spawn(async move {
-            let removed = tokio::time::timeout(
-                link.timeout,
-                redis::cmd("ZREM")
-                    .arg(&key)
-                    .arg(&member)
-                    .query_async::<i64>(&mut conn),
-            )
-            .await;
-            match removed {
-                Ok(Ok(_)) => link.answered(),
-                Ok(Err(e)) => link.failed(&e.to_string()),
-                Err(_) => link.failed("no answer to a release in time"),
-            }
-        });
+impl Drop for SharedInFlight {
+    fn drop(&mut self) {
+        self.leases.close();
     }
 }
 
@@ -357,22 +329,16 @@ pub enum Slot {
         owner: Arc<SharedInFlight>,
         key: String,
         member: String,
-        renewal: JoinHandle<()>,
     },
     Local(InFlightGuard),
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Slot::Lease {
-            owner,
-            key,
-            member,
-            renewal,
-        } = self
-        {
-            renewal.abort();
-            owner.release(std::mem::take(key), std::mem::take(member));
+        if let Slot::Lease { owner, key, member } = self {
+            owner
+                .leases
+                .release(std::mem::take(key), std::mem::take(member));
         }
     }
 }

@@ -75,18 +75,21 @@ return {1, ttl, 1}
     )
 });
 
-/// Extends a live lease. `KEYS[1]`: the lease set; `ARGV`: lease ms,
-/// member. Returns 0 when the lease is gone (it expired meanwhile).
+/// Extends live leases. `KEYS[1]`: the lease set; `ARGV`: lease ms, then
+/// the members. A member that is gone (it expired meanwhile) stays gone.
+/// Returns how many were extended.
 pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], lease)
-return 1
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + lease, ARGV[i])
+end
+if n > 0 then redis.call('PEXPIRE', KEYS[1], lease) end
+return n
 ",
     )
 });

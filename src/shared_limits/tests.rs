@@ -162,6 +162,48 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
     });
 }
 
+#[test]
+fn a_nodes_leases_are_renewed_together_and_released_in_one_batch() {
+    let prefix = testkit::redis_prefix("batch");
+    let lease = Duration::from_millis(900);
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let (a, b) = (node(&url).await, node(&url).await);
+        let holder = SharedInFlight::new(a, &prefix, ROUTE, 8, 64, lease);
+        let other = SharedInFlight::new(b, &prefix, ROUTE, 8, 64, lease);
+        let mut held = Vec::new();
+        for n in 0..8 {
+            let slot = holder.acquire(client(1)).await;
+            assert!(slot.is_some(), "slot {n} of 8");
+            held.push(slot);
+        }
+        // Three lease lengths: every one of the eight was kept alive.
+        tokio::time::sleep(lease * 3).await;
+        assert!(
+            other.acquire(client(1)).await.is_none(),
+            "eight running requests keep their eight slots"
+        );
+        // All released at once; the other node gets all eight back, long
+        // before the leases could have lapsed.
+        let released_at = Instant::now();
+        held.clear();
+        let mut taken = Vec::new();
+        let returned = eventually(lease / 2, async || {
+            if let Some(slot) = other.acquire(client(1)).await {
+                taken.push(slot);
+            }
+            taken.len() == 8
+        })
+        .await;
+        assert!(
+            returned,
+            "{} of 8 released slots free after {:?}",
+            taken.len(),
+            released_at.elapsed()
+        );
+    });
+}
+
 fn redis_addr() -> std::net::SocketAddr {
     use std::net::ToSocketAddrs;
     let url = testkit::redis_url();
