@@ -444,3 +444,46 @@ fn the_in_flight_limit_holds_across_two_nodes() {
         assert!(Instant::now() < deadline, "node A's slot never came back");
     }
 }
+
+/// The flows a node's `/metrics` reports: all of them, and the failed ones.
+fn flows_reported(gw: &Gateway) -> (f64, f64) {
+    use crate::ops::{admin_addr, scrape, series, values};
+    let v = values(&scrape(admin_addr(gw), None));
+    let total = v
+        .iter()
+        .filter(|(k, _)| k.starts_with("openclaw_taskflow_flows{"))
+        .map(|(_, n)| n)
+        .sum();
+    let failed = v[&series("openclaw_taskflow_flows", &[("status", "failed")])];
+    (total, failed)
+}
+
+#[test]
+fn every_node_reports_the_clusters_flows_by_status_whichever_node_wrote_them() {
+    let schema = PgSchema::new("cluster_gauge");
+    let mut config = cluster_config(&schema.url(), json!({}));
+    config["gateway"]["admin"] = json!({"port": 0});
+    let (a, b) = (Gateway::start(&config), Gateway::start(&config));
+    assert_eq!([flows_reported(&a), flows_reported(&b)], [(0.0, 0.0); 2]);
+    for n in 0..3 {
+        a.create_flow(&format!("counted {n}"));
+    }
+    let failed = a.create_flow("ends failed");
+    let ended = b.action(json!({"action": "fail_flow", "flowId": id(&failed),
+        "expectedRevision": rev(&failed)}));
+    assert_eq!(ended.status, 200, "{}", ended.text);
+    // Node B counts A's creations, and A B's change, within a recount
+    // (every 10 s); then both report the same four flows, one failed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = [flows_reported(&a), flows_reported(&b)];
+        if seen == [(4.0, 1.0); 2] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes report (total, failed) {seen:?}, not the cluster's (4, 1)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -41,7 +41,9 @@ impl StoreMetrics {
 
 /// How many flows the store holds in each status (in the order of
 /// `FlowStatus::ALL`): counted from the status index at open, then kept by
-/// the writer as its commits change them, read at scrape time.
+/// the writer as its commits change them, read at scrape time. On
+/// PostgreSQL they are also counted again periodically, so that each node
+/// reports the whole cluster's flows, not only the changes it made.
 #[derive(Debug, Default)]
 pub(crate) struct FlowCounts {
     by_status: [AtomicI64; FlowStatus::ALL.len()],
@@ -69,6 +71,13 @@ impl FlowCounts {
             if *delta != 0 {
                 count.fetch_add(*delta, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Replaces every count with a fresh one.
+    pub fn set(&self, counts: [u64; FlowStatus::ALL.len()]) {
+        for (count, n) in self.by_status.iter().zip(counts) {
+            count.store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
         }
     }
 

@@ -126,10 +126,12 @@ impl Store {
         let listener = {
             let (pool, watchers, stop) =
                 (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
-            let subscriptions = Arc::clone(&subscriptions);
+            let (subscriptions, counts) = (Arc::clone(&subscriptions), Arc::clone(&counts));
             thread::Builder::new()
                 .name("taskflow-listener".into())
-                .spawn(move || pgstore::listen::run(&pool, &watchers, &subscriptions, &stop))
+                .spawn(move || {
+                    pgstore::listen::run(&pool, &watchers, &subscriptions, &counts, &stop);
+                })
                 .map_err(|source| StoreError::Thread {
                     path: path.clone(),
                     source,
