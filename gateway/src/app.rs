@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use crate::admin::{Admin, Phase, Readiness};
 use crate::cluster::config::ClusterSection;
-use crate::cluster::{probe, schema, url::Service};
+use crate::cluster::{error::ClusterError, probe, schema, url::Service};
 use crate::config::{self, Config, GatewaySection, TokenInput};
 use crate::host::HostRuntime;
 use crate::loader::{self, LoadedPlugin};
@@ -62,7 +62,7 @@ pub fn run(options: Options) -> ExitCode {
     let cluster_lines = match &config.cluster {
         Some(cluster) if options.check => match check_cluster(cluster, &config) {
             Ok(lines) => lines,
-            Err(e) => return refuse(&options, vec![e]),
+            Err(errors) => return refuse(&options, errors),
         },
         Some(_) | None => Vec::new(),
     };
@@ -239,29 +239,33 @@ fn print_check(
 
 /// `--check` with `cluster`: resolves both URLs and reaches both
 /// services; the lines say where (URLs redacted) and the schema version
-/// PostgreSQL holds.
-fn check_cluster(cluster: &ClusterSection, config: &Config) -> Result<Vec<String>, String> {
-    let pg_url =
-        cluster
-            .postgres
-            .url
-            .resolve(Service::Postgres, "cluster.postgres.url", &config.secrets)?;
-    let redis_url =
-        cluster
-            .redis
-            .url
-            .resolve(Service::Redis, "cluster.redis.url", &config.secrets)?;
-    let mut client = probe::postgres(&pg_url).map_err(|e| format!("cluster.postgres.url: {e}"))?;
-    let version =
-        schema::stored_version(&mut client).map_err(|e| format!("cluster.postgres.url: {e}"))?;
-    probe::redis(&redis_url).map_err(|e| format!("cluster.redis.url: {e}"))?;
-    Ok(vec![
-        format!(
-            "cluster postgres {pg_url}: reachable, schema version {version} (this build: {})",
-            schema::SCHEMA_VERSION
-        ),
-        format!("cluster redis {redis_url}: reachable"),
-    ])
+/// PostgreSQL holds. Every problem is reported, not only the first.
+fn check_cluster(cluster: &ClusterSection, config: &Config) -> Result<Vec<String>, Vec<String>> {
+    let postgres = cluster
+        .postgres
+        .url
+        .resolve(Service::Postgres, "cluster.postgres.url", &config.secrets)
+        .and_then(|url| {
+            let fail = |e: ClusterError| format!("cluster.postgres.url: {e}");
+            let version =
+                schema::stored_version(&mut probe::postgres(&url).map_err(fail)?).map_err(fail)?;
+            Ok(format!(
+                "cluster postgres {url}: reachable, schema version {version} (this build: {})",
+                schema::SCHEMA_VERSION
+            ))
+        });
+    let redis = cluster
+        .redis
+        .url
+        .resolve(Service::Redis, "cluster.redis.url", &config.secrets)
+        .and_then(|url| {
+            probe::redis(&url).map_err(|e| format!("cluster.redis.url: {e}"))?;
+            Ok(format!("cluster redis {url}: reachable"))
+        });
+    match (postgres, redis) {
+        (Ok(pg), Ok(redis)) => Ok(vec![pg, redis]),
+        (pg, redis) => Err([pg.err(), redis.err()].into_iter().flatten().collect()),
+    }
 }
 
 /// The Gateway settings every plugin receives.

@@ -204,19 +204,10 @@ fn a_nodes_leases_are_renewed_together_and_released_in_one_batch() {
     });
 }
 
-fn redis_addr() -> std::net::SocketAddr {
-    use std::net::ToSocketAddrs;
-    let url = testkit::redis_url();
-    let rest = url.trim_start_matches("redis://");
-    let host = rest.split('/').next().unwrap();
-    let host = host.rsplit('@').next().unwrap();
-    host.to_socket_addrs().unwrap().next().unwrap()
-}
-
 #[test]
 fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themselves() {
     let prefix = testkit::redis_prefix("fallback");
-    let proxy = testkit::TcpProxy::start(redis_addr());
+    let proxy = testkit::TcpProxy::start(testkit::redis_addr());
     runtime().block_on(async {
         let link = node(&format!("redis://{}/", proxy.addr())).await;
         let rate = SharedRate::new(Arc::clone(&link), &prefix, ROUTE, WINDOW, 3, 64);

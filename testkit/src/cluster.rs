@@ -23,6 +23,18 @@ pub fn redis_url() -> String {
     env_or("OPENCLAW_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 }
 
+/// The test Redis server's address (the first its host resolves to).
+pub fn redis_addr() -> std::net::SocketAddr {
+    let url = redis_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let host = rest.split('/').next().unwrap();
+    let host = host.rsplit('@').next().unwrap();
+    host.to_socket_addrs()
+        .unwrap_or_else(|e| panic!("Redis at {url}: {e}"))
+        .next()
+        .unwrap()
+}
+
 fn env_or(var: &str, default: &str) -> String {
     std::env::var(var)
         .ok()

@@ -3,7 +3,8 @@
 //! `openclaw-gateway` process loading the real plugin library, one small
 //! HTTP/1.1 client over loopback TCP, and a callback receiver that checks
 //! every signature with an independent Standard Webhooks implementation;
-//! the cluster tests' PostgreSQL schema and Redis key prefix (`cluster`).
+//! the cluster tests' PostgreSQL schema and Redis key prefix (`cluster`),
+//! and proxies in front of their servers (`TcpProxy`, `TlsProxy`).
 //!
 //! Nothing here sleeps to synchronise: every wait is for an event (a line
 //! the Gateway writes, a response, the process's exit) and has a deadline.
@@ -20,8 +21,9 @@ mod http;
 mod process;
 mod proxy;
 mod receiver;
+mod tls_proxy;
 
-pub use cluster::{postgres_url, redis_prefix, redis_url, PgSchema};
+pub use cluster::{postgres_url, redis_addr, redis_prefix, redis_url, PgSchema};
 pub use config::{
     default_config, gateway_config, limited, merge, route, ROUTE_PATH, SECRET, SESSION,
 };
@@ -33,3 +35,4 @@ pub use http::{
 };
 pub use proxy::TcpProxy;
 pub use receiver::{Delivery, Receiver, Reply};
+pub use tls_proxy::TlsProxy;

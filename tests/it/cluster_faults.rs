@@ -219,12 +219,7 @@ fn an_event_claimed_by_a_killed_node_is_delivered_by_the_other_once_its_lease_en
 #[test]
 fn an_unreachable_redis_leaves_each_node_its_own_limits_until_it_answers_again() {
     let schema = PgSchema::new("redis_cut");
-    let redis: std::net::SocketAddr = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("OPENCLAW_TEST_REDIS_URL as redis://host:port/");
-    let proxy = TcpProxy::start(redis);
+    let proxy = TcpProxy::start(redis_addr());
     let mut config = cluster_config(
         &schema.url(),
         json!({"limits": {"rateLimitMaxRequests": 4, "rateLimitWindowMs": 60_000}}),

@@ -11,6 +11,7 @@ mod auth_and_guards;
 mod callbacks;
 mod cluster;
 mod cluster_faults;
+mod cluster_tls;
 mod config_errors;
 mod connection;
 mod durability;

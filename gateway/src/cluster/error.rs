@@ -22,6 +22,23 @@ pub enum ClusterError {
     Source { path: String, detail: String },
 }
 
+/// An error and its causes, outermost first: client libraries often say
+/// only what failed ("error performing TLS handshake") and keep why in
+/// the source ("invalid peer certificate: UnknownIssuer").
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl ClusterError {
     pub fn unreachable(service: Service, url: &ServiceUrl, detail: impl fmt::Display) -> Self {
         Self::Unreachable {

@@ -4,31 +4,33 @@
 
 use std::time::Duration;
 
-use super::error::ClusterError;
+use super::error::{with_causes, ClusterError};
 use super::url::{Service, ServiceUrl};
+use crate::taskflow::PgTransport as Transport;
 
 /// How long connecting may take before the service counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One PostgreSQL connection (no TLS in this build).
+/// One PostgreSQL connection (over TLS when the URL says
+/// `sslmode=require`).
 pub fn postgres(url: &ServiceUrl) -> Result<postgres::Client, ClusterError> {
-    let mut config: postgres::Config = url
-        .expose()
-        .parse()
-        .map_err(|e| ClusterError::unreachable(Service::Postgres, url, e))?;
+    let unreachable = |e: &dyn std::error::Error| {
+        ClusterError::unreachable(Service::Postgres, url, with_causes(e))
+    };
+    let mut config: postgres::Config = url.expose().parse().map_err(|e| unreachable(&e))?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    let mut client = config
-        .connect(postgres::NoTls)
-        .map_err(|e| ClusterError::unreachable(Service::Postgres, url, e))?;
+    let transport = Transport::for_config(&config).map_err(|e| unreachable(&e))?;
+    let mut client = transport.connect(&config).map_err(|e| unreachable(&e))?;
     client
         .simple_query("SELECT 1")
-        .map_err(|e| ClusterError::unreachable(Service::Postgres, url, e))?;
+        .map_err(|e| unreachable(&e))?;
     Ok(client)
 }
 
 /// Connects to Redis and sends `PING`.
 pub fn redis(url: &ServiceUrl) -> Result<(), ClusterError> {
-    let fail = |e: redis::RedisError| ClusterError::unreachable(Service::Redis, url, e);
+    let fail =
+        |e: redis::RedisError| ClusterError::unreachable(Service::Redis, url, with_causes(&e));
     let client = redis::Client::open(url.expose()).map_err(fail)?;
     let mut conn = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)

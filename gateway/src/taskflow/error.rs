@@ -41,6 +41,11 @@ pub enum StoreError {
     /// PostgreSQL failed to connect less than a second ago; not tried
     /// again yet.
     Unavailable { path: PathBuf },
+    /// The TLS settings for PostgreSQL could not be built.
+    Tls {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     /// A background thread could not be started.
     Thread {
         path: PathBuf,
@@ -78,6 +83,7 @@ impl StoreError {
             | Self::Sqlite { path, .. }
             | Self::Postgres { path, .. }
             | Self::Unavailable { path }
+            | Self::Tls { path, .. }
             | Self::NotAStore { path, .. }
             | Self::InUse { path }
             | Self::Corrupt { path, .. }
@@ -129,7 +135,13 @@ impl StoreError {
         match self {
             Self::Io { action, source, .. } => write!(f, "{action}: {source}"),
             Self::Sqlite { action, source, .. } => write!(f, "{action}: {source}"),
-            Self::Postgres { action, source, .. } => write!(f, "{action}: {source}"),
+            Self::Postgres { action, source, .. } => {
+                write!(
+                    f,
+                    "{action}: {}",
+                    crate::cluster::error::with_causes(source)
+                )
+            }
             Self::NotAStore { found, .. } => write!(
                 f,
                 "{found}. It is refused so that no flows are lost silently. To start fresh \
@@ -145,6 +157,7 @@ impl StoreError {
                 f.write_str("PostgreSQL could not be reached a moment ago; not tried again yet")
             }
             Self::Thread { source, .. } => write!(f, "cannot start thread: {source}"),
+            Self::Tls { source, .. } => write!(f, "cannot set up TLS: {source}"),
         }
     }
 }
@@ -155,6 +168,7 @@ impl std::error::Error for StoreError {
             Self::Io { source, .. } | Self::Thread { source, .. } => Some(source),
             Self::Sqlite { source, .. } => Some(source),
             Self::Postgres { source, .. } => Some(source),
+            Self::Tls { source, .. } => Some(source),
             Self::NotAStore { .. }
             | Self::InUse { .. }
             | Self::Corrupt { .. }

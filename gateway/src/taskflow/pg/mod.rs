@@ -10,6 +10,7 @@ pub(crate) mod outbox;
 pub(crate) mod reads;
 pub(crate) mod rows;
 pub(crate) mod staging;
+pub mod tls;
 pub(crate) mod writer;
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use postgres::{Client, Config, GenericClient, Row, Statement};
 
 use super::error::StoreError;
 
@@ -41,6 +42,7 @@ pub struct PgOptions {
 /// opens one) and gives it back unless it failed.
 pub(crate) struct Pg {
     config: Config,
+    transport: tls::Transport,
     label: PathBuf,
     idle: Mutex<Vec<(Client, Stmts)>>,
     max_idle: usize,
@@ -67,8 +69,13 @@ impl Pg {
             .tcp_user_timeout(PG_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(5));
+        let transport = tls::Transport::for_config(&config).map_err(|source| StoreError::Tls {
+            path: label.clone(),
+            source,
+        })?;
         Ok(Self {
             config,
+            transport,
             label,
             idle: Mutex::new(Vec::new()),
             max_idle: options.pool_size.max(1) as usize,
@@ -100,7 +107,7 @@ impl Pg {
                 path: self.label.clone(),
             });
         }
-        let connected = self.config.connect(NoTls);
+        let connected = self.transport.connect(&self.config);
         *self.failed_at.lock() = connected.is_err().then(Instant::now);
         let mut client = connected.map_err(self.err("cannot connect"))?;
         let ms = PG_TIMEOUT.as_millis();

@@ -1,0 +1,48 @@
+//! How connections reach PostgreSQL: over TLS when the URL says
+//! `sslmode=require`, plain TCP otherwise (`disable`, and `prefer`, the
+//! default). Over TLS the server's certificate and host name are always
+//! verified (as libpq's `verify-full`), against the system's trusted
+//! certificates, or those of the PEM file `SSL_CERT_FILE` (and directory
+//! `SSL_CERT_DIR`) when set, such as a private CA's: the same trust as
+//! the plugins' `rediss://` connections.
+
+use std::sync::Arc;
+
+use postgres::config::SslMode;
+use postgres::{Client, Config, NoTls};
+use rustls::{ClientConfig, RootCertStore};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(MakeRustlsConnect),
+}
+
+impl Transport {
+    /// The transport `config`'s `sslmode` asks for. Building the TLS
+    /// settings reads the system's certificates once.
+    pub fn for_config(config: &Config) -> Result<Self, rustls::Error> {
+        if config.get_ssl_mode() != SslMode::Require {
+            return Ok(Transport::Plain);
+        }
+        let mut roots = RootCertStore::empty();
+        // Unreadable entries of the store are skipped: the certificates
+        // that did load still verify (and with none, every server is
+        // refused, by name, at its handshake).
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let tls =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        Ok(Transport::Tls(MakeRustlsConnect::new(tls)))
+    }
+
+    pub fn connect(&self, config: &Config) -> Result<Client, postgres::Error> {
+        match self {
+            Transport::Plain => config.connect(NoTls),
+            Transport::Tls(tls) => config.connect(tls.clone()),
+        }
+    }
+}
