@@ -2,7 +2,10 @@
 //! split evenly between them (as a load balancer would), against one
 //! Gateway on its embedded SQLite store, same client, same connections.
 //! Reports `get_flow`, `list_flows` (1,000 flows) and durable
-//! `create_flow` as req/s and as a ratio to the single node.
+//! `create_flow` as req/s and as a ratio to the single node; then
+//! `get_flow` and `create_flow` on two more Gateways that reach both
+//! services over TLS (through `testkit::TlsProxy`, which terminates TLS on
+//! the same cores), as a ratio to the plain two nodes.
 //!
 //! Run with `./scripts/bench --cluster` (it builds the release Gateway
 //! first). Needs the PostgreSQL of the cluster tests
@@ -17,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::{gateway_config, post_json, redis_url, Client, Gateway, PgSchema, SECRET};
+use testkit::{
+    gateway_config, post_json, redis_addr, redis_url, CaBundle, Client, Gateway, PgSchema,
+    TlsProxy, SECRET,
+};
 
 /// Builds a scenario's request from the id of the flow to read.
 type Request = dyn Fn(&str) -> Vec<u8>;
@@ -29,7 +35,7 @@ fn main() {
 
     let single = Gateway::start(&bench_config(None));
     let schema = PgSchema::new("bench_cluster");
-    let cluster_cfg = bench_config(Some(&schema.url()));
+    let cluster_cfg = bench_config(Some((&schema.url(), &redis_url())));
     let (a, b) = (Gateway::start(&cluster_cfg), Gateway::start(&cluster_cfg));
 
     println!(
@@ -87,13 +93,58 @@ fn main() {
             s.errors + base.errors
         );
     }
-    for gw in [&single, &a, &b] {
+    let tls = tls_rows(&setups[1], &scenarios, conns, duration);
+    for gw in [&single, &a, &b, &tls[0], &tls[1]] {
         let logs = gw.logs();
         if !logs.is_empty() {
             println!();
             println!("Gateway log (warnings and errors):\n{logs}");
         }
     }
+}
+
+/// `get_flow` and durable `create_flow` on two more Gateways reaching
+/// PostgreSQL and Redis over TLS, against the plain two nodes (`plain`:
+/// their addresses and the flow to read); returns the TLS Gateways.
+fn tls_rows(
+    plain: &(&[SocketAddr], String),
+    scenarios: &[(&str, Box<Request>); 3],
+    conns: usize,
+    duration: Duration,
+) -> [Gateway; 2] {
+    let (pg, redis) = (
+        TlsProxy::postgres(PgSchema::server_addr()),
+        TlsProxy::redis(redis_addr()),
+    );
+    let schema = PgSchema::new("bench_cluster_tls");
+    let url = format!("{}&sslmode=require", schema.url_through(pg.addr()));
+    let config = bench_config(Some((&url, &format!("rediss://{}/", redis.addr()))));
+    let bundle = CaBundle::of(&[&pg, &redis]);
+    let env = [("SSL_CERT_FILE", bundle.path())];
+    let (a, b) = (
+        Gateway::start_with_env(&config, &env),
+        Gateway::start_with_env(&config, &env),
+    );
+    let flow = prepare(a.addr, conns);
+    let nodes = [a.addr, b.addr];
+    println!();
+    println!("| scenario | two nodes req/s | two nodes over TLS req/s | ratio | p50 ms (TLS) | p99 ms (TLS) | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, request) in scenarios.iter().filter(|(n, _)| !n.starts_with("list")) {
+        let base = run(plain.0, request(&plain.1), conns, duration);
+        let s = run(&nodes, request(&flow), conns, duration);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
+            base.rps,
+            s.rps,
+            s.rps / base.rps,
+            s.p50_ms,
+            s.p99_ms,
+            s.errors + base.errors
+        );
+    }
+    assert!(pg.sessions() > 0 && redis.sessions() > 0);
+    [a, b]
 }
 
 /// A flow to read and 1,000 flows of another session to list; returns the
@@ -136,16 +187,16 @@ fn prepare(addr: SocketAddr, conns: usize) -> String {
 
 /// Two routes (a flow to read and 1,000 to list live in different
 /// sessions), limits out of the way; on PostgreSQL at `postgres` if given.
-fn bench_config(postgres: Option<&str>) -> Value {
+fn bench_config(services: Option<(&str, &str)>) -> Value {
     let route =
         |path: &str, session: &str| json!({"path": path, "sessionKey": session, "secret": SECRET});
     let mut extra = json!({"logging": {"level": "warn"}});
-    if let Some(url) = postgres {
+    if let Some((postgres, redis)) = services {
         extra["cluster"] = json!({
-            "postgres": {"url": url, "poolSize": 8},
+            "postgres": {"url": postgres, "poolSize": 8},
             // The limits count in Redis (each request pays its round
             // trips), under a prefix of this run's own.
-            "redis": {"url": redis_url(), "keyPrefix": testkit::redis_prefix("bench")}
+            "redis": {"url": redis, "keyPrefix": testkit::redis_prefix("bench")}
         });
     }
     gateway_config(

@@ -5,8 +5,14 @@
 //! while the previous one was on the wire. A request thus pays one round
 //! trip for its limits (the decision); its release and renewals ride on
 //! shared ones.
+//!
+//! A release still queued when the same client's next decision is made on
+//! this node goes with that decision instead ([`Leases::take_released`]),
+//! removed in the same script before it counts: a client that sends its
+//! next request as soon as an answer arrives never finds its own finished
+//! request still holding a slot.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +26,8 @@ use super::{call, scripts, RedisLink};
 pub(super) struct Leases {
     /// Lease set key → members held by running requests.
     live: Mutex<HashMap<String, HashSet<String>>>,
-    /// Released leases not yet removed in Redis.
-    released: Mutex<Vec<(String, String)>>,
+    /// Released leases not yet removed in Redis, by lease set key.
+    released: Mutex<HashMap<String, Vec<String>>>,
     /// Woken by a release, and when the route's limiter goes away.
     wake: Notify,
 }
@@ -57,8 +63,25 @@ impl Leases {
                 }
             }
         }
-        self.released.lock().push((key, member));
+        self.released.lock().entry(key).or_default().push(member);
         self.wake.notify_one();
+    }
+
+    /// The released leases of `key` still queued, for a decision to remove
+    /// before it counts; [`Leases::requeue`] them if it could not be made.
+    pub fn take_released(&self, key: &str) -> Vec<String> {
+        self.released.lock().remove(key).unwrap_or_default()
+    }
+
+    pub fn requeue(&self, key: &str, members: Vec<String>) {
+        if !members.is_empty() {
+            self.released
+                .lock()
+                .entry(key.to_owned())
+                .or_default()
+                .extend(members);
+            self.wake.notify_one();
+        }
     }
 
     /// The limiter is gone: the keeper sends what is left and ends.
@@ -114,12 +137,8 @@ async fn send_releases(link: &Arc<RedisLink>, leases: &Leases) {
     let Some(mut conn) = link.connection() else {
         return;
     };
-    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, member) in released {
-        by_key.entry(key).or_default().push(member);
-    }
     let mut pipe = redis::pipe();
-    for (key, members) in &by_key {
+    for (key, members) in &released {
         pipe.cmd("ZREM").arg(key).arg(members).ignore();
     }
     match tokio::time::timeout(link.timeout, pipe.query_async::<()>(&mut conn)).await {

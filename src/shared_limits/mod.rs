@@ -170,16 +170,21 @@ impl SharedInFlight {
     /// flight across the cluster (or on this node, while Redis is away).
     pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<Slot> {
         let (key, member) = self.lease_names(client);
+        let released = self.leases.take_released(&key);
         let mut invocation = scripts::ACQUIRE.prepare_invoke();
         invocation
             .key(&key)
             .arg(self.max)
             .arg(self.lease_ms())
-            .arg(&member);
+            .arg(&member)
+            .arg(&released);
         match call::<i64>(&self.link, invocation).await {
             Some(1) => Some(self.held(key, member)),
             Some(_) => None,
-            None => self.local.acquire(client).map(Slot::Local),
+            None => {
+                self.leases.requeue(&key, released);
+                self.local.acquire(client).map(Slot::Local)
+            }
         }
     }
 
@@ -299,6 +304,7 @@ pub async fn decide(rate: &Rate, in_flight: &InFlight, client: ClientKey) -> Dec
     };
     let rate_key = format!("{}{}", rate.key_base, client_text(client));
     let (lease_key, member) = slots.lease_names(client);
+    let released = slots.leases.take_released(&lease_key);
     let mut invocation = scripts::ADMIT.prepare_invoke();
     invocation
         .key(&rate_key)
@@ -307,18 +313,22 @@ pub async fn decide(rate: &Rate, in_flight: &InFlight, client: ClientKey) -> Dec
         .arg(rate.max_requests)
         .arg(slots.max)
         .arg(slots.lease_ms())
-        .arg(&member);
+        .arg(&member)
+        .arg(&released);
     match call::<(i64, i64, i64)>(&rate.link, invocation).await {
         Some((0, ttl_ms, _)) => Decision::RateLimited(Duration::from_millis(ttl_ms.max(0) as u64)),
         Some((_, _, 1)) => Decision::Slot(slots.held(lease_key, member)),
         Some(_) => Decision::InFlightFull,
-        None => match rate.local.check(client, Instant::now()) {
-            Err(wait) => Decision::RateLimited(wait),
-            Ok(()) => match slots.local.acquire(client) {
-                Some(guard) => Decision::Slot(Slot::Local(guard)),
-                None => Decision::InFlightFull,
-            },
-        },
+        None => {
+            slots.leases.requeue(&lease_key, released);
+            match rate.local.check(client, Instant::now()) {
+                Err(wait) => Decision::RateLimited(wait),
+                Ok(()) => match slots.local.acquire(client) {
+                    Some(guard) => Decision::Slot(Slot::Local(guard)),
+                    None => Decision::InFlightFull,
+                },
+            }
+        }
     }
 }
 

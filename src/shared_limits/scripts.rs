@@ -27,11 +27,13 @@ return {n, ttl}
 
 /// Takes an in-flight lease when fewer than the maximum are live.
 /// `KEYS[1]`: the client's lease set (member → expiry in ms);
-/// `ARGV`: max, lease ms, member. Expired leases (a dead node's) are
-/// dropped first. Returns 1 when taken, 0 when full.
+/// `ARGV`: max, lease ms, member, then this node's released leases still
+/// to remove. Released and expired leases (a dead node's) are dropped
+/// first. Returns 1 when taken, 0 when full.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
@@ -49,12 +51,14 @@ return 1
 /// [`RATE`] then [`ACQUIRE`]; both keys carry the route's hash tag, so a
 /// Redis Cluster holds them in one slot). `KEYS`: the window's key, the
 /// lease set; `ARGV`: window ms, max requests, max in flight, lease ms,
-/// member. Returns `{admitted by the window (0/1), ms until the window
-/// resets, lease taken (0/1)}`; no lease is taken for a request the window
-/// refuses.
+/// member, then this node's released leases still to remove (removed
+/// whatever the window decides). Returns `{admitted by the window (0/1),
+/// ms until the window resets, lease taken (0/1)}`; no lease is taken for
+/// a request the window refuses.
 pub static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+for i = 6, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])

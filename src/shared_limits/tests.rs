@@ -163,6 +163,38 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
 }
 
 #[test]
+fn a_clients_next_request_on_the_same_node_always_finds_its_last_slot_free() {
+    let prefix = testkit::redis_prefix("next");
+    runtime().block_on(async {
+        let url = testkit::redis_url();
+        let link = node(&url).await;
+        let rate = Rate::Shared(SharedRate::new(
+            Arc::clone(&link),
+            &prefix,
+            ROUTE,
+            WINDOW,
+            1_000_000,
+            64,
+        ));
+        let shared = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+        let slots = InFlight::Shared(Arc::clone(&shared));
+        // One slot, requests back to back: each ends before the next is
+        // decided, so each must be admitted, however late the batch of
+        // releases would reach Redis.
+        for n in 0..200 {
+            let decision = decide(&rate, &slots, client(1)).await;
+            assert!(
+                matches!(decision, Decision::Slot(Slot::Lease { .. })),
+                "request {n} of a client with one slot was refused"
+            );
+            drop(decision);
+            let slot = shared.acquire(client(1)).await;
+            assert!(slot.is_some(), "acquire after request {n} was refused");
+        }
+    });
+}
+
+#[test]
 fn a_nodes_leases_are_renewed_together_and_released_in_one_batch() {
     let prefix = testkit::redis_prefix("batch");
     let lease = Duration::from_millis(900);

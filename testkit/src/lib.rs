@@ -35,4 +35,4 @@ pub use http::{
 };
 pub use proxy::TcpProxy;
 pub use receiver::{Delivery, Receiver, Reply};
-pub use tls_proxy::TlsProxy;
+pub use tls_proxy::{CaBundle, TlsProxy};

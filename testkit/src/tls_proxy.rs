@@ -143,3 +143,27 @@ fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'stati
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
     (ca_cert.pem(), vec![server_cert.der().clone()], key)
 }
+
+/// One PEM file with the authorities of several proxies, for a Gateway's
+/// `SSL_CERT_FILE` (which replaces the system's store, so it must hold
+/// every authority the Gateway is to trust).
+pub struct CaBundle {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl CaBundle {
+    pub fn of(proxies: &[&TlsProxy]) -> Self {
+        let dir = TempDir::new("ca-bundle");
+        let pem: String = proxies
+            .iter()
+            .map(|p| std::fs::read_to_string(p.ca_file()).unwrap())
+            .collect();
+        let path = dir.write("bundle.pem", &pem);
+        Self { path, _dir: dir }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}

@@ -28,13 +28,9 @@ fn a_cluster_serves_over_verified_tls_to_postgres_and_redis() {
         TlsProxy::redis(redis_addr()),
     );
     let config = tls_config(&schema, &pg, &redis);
-    let ca = pg.ca_file().to_str().unwrap().to_owned();
     // Both proxies' authorities in one file, as a private CA bundle would be.
-    let bundle = TempDir::new("ca-bundle");
-    let both =
-        std::fs::read_to_string(&ca).unwrap() + &std::fs::read_to_string(redis.ca_file()).unwrap();
-    let bundle_file = bundle.write("bundle.pem", &both);
-    let env = [("SSL_CERT_FILE", bundle_file.to_str().unwrap())];
+    let bundle = CaBundle::of(&[&pg, &redis]);
+    let env = [("SSL_CERT_FILE", bundle.path())];
     let (a, b) = (
         Gateway::start_with_env(&config, &env),
         Gateway::start_with_env(&config, &env),
