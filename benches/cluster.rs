@@ -80,18 +80,7 @@ fn main() {
         ),
     ];
     for (name, request) in &scenarios {
-        let [(one, one_flow), (two, two_flow)] = &setups;
-        let base = run(one, request(one_flow), conns, duration);
-        let s = run(two, request(two_flow), conns, duration);
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
-            base.rps,
-            s.rps,
-            s.rps / base.rps,
-            s.p50_ms,
-            s.p99_ms,
-            s.errors + base.errors
-        );
+        compare(name, request, &setups[0], &setups[1], conns, duration);
     }
     let tls = tls_rows(&setups[1], &scenarios, conns, duration);
     for gw in [&single, &a, &b, &tls[0], &tls[1]] {
@@ -101,6 +90,29 @@ fn main() {
             println!("Gateway log (warnings and errors):\n{logs}");
         }
     }
+}
+
+/// Runs `request` against `base`, then against `other` (each: its nodes and
+/// the flow to read), and prints their row.
+fn compare(
+    name: &str,
+    request: &Request,
+    base: &(&[SocketAddr], String),
+    other: &(&[SocketAddr], String),
+    conns: usize,
+    duration: Duration,
+) {
+    let b = run(base.0, request(&base.1), conns, duration);
+    let o = run(other.0, request(&other.1), conns, duration);
+    println!(
+        "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
+        b.rps,
+        o.rps,
+        o.rps / b.rps,
+        o.p50_ms,
+        o.p99_ms,
+        o.errors + b.errors
+    );
 }
 
 /// `get_flow` and durable `create_flow` on two more Gateways reaching
@@ -130,18 +142,9 @@ fn tls_rows(
     println!();
     println!("| scenario | two nodes req/s | two nodes over TLS req/s | ratio | p50 ms (TLS) | p99 ms (TLS) | errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    let over_tls: (&[SocketAddr], String) = (&nodes, flow);
     for (name, request) in scenarios.iter().filter(|(n, _)| !n.starts_with("list")) {
-        let base = run(plain.0, request(&plain.1), conns, duration);
-        let s = run(&nodes, request(&flow), conns, duration);
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
-            base.rps,
-            s.rps,
-            s.rps / base.rps,
-            s.p50_ms,
-            s.p99_ms,
-            s.errors + base.errors
-        );
+        compare(name, request, plain, &over_tls, conns, duration);
     }
     assert!(pg.sessions() > 0 && redis.sessions() > 0);
     [a, b]

@@ -9,6 +9,14 @@ use serde_json::json;
 use crate::cluster::{cluster_config, id};
 use crate::support::*;
 
+/// A TLS proxy in front of each test server: PostgreSQL's, Redis's.
+fn proxies() -> (TlsProxy, TlsProxy) {
+    (
+        TlsProxy::postgres(PgSchema::server_addr()),
+        TlsProxy::redis(redis_addr()),
+    )
+}
+
 /// The cluster config with both services reached through `pg` and `redis`.
 fn tls_config(schema: &PgSchema, pg: &TlsProxy, redis: &TlsProxy) -> serde_json::Value {
     let url = schema.url_through(pg.addr());
@@ -23,10 +31,7 @@ fn tls_config(schema: &PgSchema, pg: &TlsProxy, redis: &TlsProxy) -> serde_json:
 #[test]
 fn a_cluster_serves_over_verified_tls_to_postgres_and_redis() {
     let schema = PgSchema::new("cluster_tls");
-    let (pg, redis) = (
-        TlsProxy::postgres(PgSchema::server_addr()),
-        TlsProxy::redis(redis_addr()),
-    );
+    let (pg, redis) = proxies();
     let config = tls_config(&schema, &pg, &redis);
     // Both proxies' authorities in one file, as a private CA bundle would be.
     let bundle = CaBundle::of(&[&pg, &redis]);
@@ -65,10 +70,7 @@ fn a_cluster_serves_over_verified_tls_to_postgres_and_redis() {
 #[test]
 fn a_server_certificate_the_gateway_does_not_trust_is_refused_by_name() {
     let schema = PgSchema::new("cluster_untrusted");
-    let (pg, redis) = (
-        TlsProxy::postgres(PgSchema::server_addr()),
-        TlsProxy::redis(redis_addr()),
-    );
+    let (pg, redis) = proxies();
     // No SSL_CERT_FILE: the proxies' authority is nobody's.
     let out = Gateway::run_to_exit(&tls_config(&schema, &pg, &redis), &["--check"]);
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
