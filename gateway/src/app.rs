@@ -19,8 +19,8 @@ use openclaw_ffi::runtime::{GatewaySettings, Runtime_TO, SharedLimits};
 use parking_lot::Mutex;
 
 use crate::admin::{Admin, Phase, Readiness};
-use crate::cluster::config::ClusterSection;
-use crate::cluster::{error::ClusterError, probe, schema, url::Service};
+use crate::check;
+use crate::cluster::url::Service;
 use crate::config::{self, Config, GatewaySection, TokenInput};
 use crate::host::HostRuntime;
 use crate::loader::{self, LoadedPlugin};
@@ -60,14 +60,14 @@ pub fn run(options: Options) -> ExitCode {
         return refuse(&options, errors);
     }
     let cluster_lines = match &config.cluster {
-        Some(cluster) if options.check => match check_cluster(cluster, &config) {
+        Some(cluster) if options.check => match check::cluster(cluster, &config) {
             Ok(lines) => lines,
             Err(errors) => return refuse(&options, errors),
         },
         Some(_) | None => Vec::new(),
     };
     if options.check {
-        return print_check(&options, config, &plugins, &cluster_lines);
+        return check::print(&options, config, &plugins, &cluster_lines);
     }
     let admin_token = match resolve_admin_token(&config) {
         Ok(token) => token,
@@ -83,10 +83,10 @@ pub fn run(options: Options) -> ExitCode {
 }
 
 /// A plugin that passed loading and its config check.
-struct CheckedPlugin {
-    loaded: LoadedPlugin,
-    config_json: String,
-    routes: Vec<String>,
+pub(crate) struct CheckedPlugin {
+    pub loaded: LoadedPlugin,
+    pub config_json: String,
+    pub routes: Vec<String>,
 }
 
 /// Loads every enabled plugin and has it check its config. Collects every
@@ -174,102 +174,8 @@ fn refuse(options: &Options, errors: Vec<String>) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-/// Prints what a start would serve: each plugin resolves its routes'
-/// secrets through the providers (running `exec` providers, as a start
-/// does) and says per route whether it would serve or be skipped, and why.
-fn print_check(
-    options: &Options,
-    config: Config,
-    plugins: &[CheckedPlugin],
-    cluster_lines: &[String],
-) -> ExitCode {
-    let secrets = Arc::new(config.secrets);
-    let settings = gateway_settings(&config.gateway);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "config ok: {}", options.config.display());
-    for line in cluster_lines {
-        let _ = writeln!(out, "{line}");
-    }
-    for p in plugins {
-        let info = &p.loaded.info;
-        let _ = writeln!(
-            out,
-            "plugin {} {} (ffi {}, rev {}) from {}",
-            p.loaded.id,
-            info.version,
-            info.ffi_version,
-            info.git_revision,
-            p.loaded.path.display()
-        );
-        let lines = match p.loaded.check_start {
-            Some(check_start) => {
-                let runtime = HostRuntime {
-                    plugin_id: p.loaded.id.clone(),
-                    store: None,
-                    secrets: Arc::clone(&secrets),
-                    listener: Mutex::new(None),
-                    settings: settings.clone(),
-                    shared_limits: None,
-                };
-                let runtime = Runtime_TO::from_value(runtime, TD_Opaque);
-                match check_start(runtime, RStr::from_str(&p.config_json)) {
-                    RResult::ROk(lines) => lines.into_iter().map(Into::into).collect(),
-                    // The same config passed check_config moments ago.
-                    RResult::RErr(issues) => issues
-                        .iter()
-                        .map(|i| format!("config issue at {}: {}", i.path, i.message))
-                        .collect(),
-                }
-            }
-            // Not reachable with today's loader, which refuses a root module
-            // without this entry; kept so that --check never claims more
-            // than the plugin told it.
-            None => {
-                let mut lines = p.routes.clone();
-                lines.push("(secrets not resolved: this plugin cannot report them)".to_owned());
-                lines
-            }
-        };
-        for line in lines {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-/// `--check` with `cluster`: resolves both URLs and reaches both
-/// services; the lines say where (URLs redacted) and the schema version
-/// PostgreSQL holds. Every problem is reported, not only the first.
-fn check_cluster(cluster: &ClusterSection, config: &Config) -> Result<Vec<String>, Vec<String>> {
-    let postgres = cluster
-        .postgres
-        .url
-        .resolve(Service::Postgres, "cluster.postgres.url", &config.secrets)
-        .and_then(|url| {
-            let fail = |e: ClusterError| format!("cluster.postgres.url: {e}");
-            let version =
-                schema::stored_version(&mut probe::postgres(&url).map_err(fail)?).map_err(fail)?;
-            Ok(format!(
-                "cluster postgres {url}: reachable, schema version {version} (this build: {})",
-                schema::SCHEMA_VERSION
-            ))
-        });
-    let redis = cluster
-        .redis
-        .url
-        .resolve(Service::Redis, "cluster.redis.url", &config.secrets)
-        .and_then(|url| {
-            probe::redis(&url).map_err(|e| format!("cluster.redis.url: {e}"))?;
-            Ok(format!("cluster redis {url}: reachable"))
-        });
-    match (postgres, redis) {
-        (Ok(pg), Ok(redis)) => Ok(vec![pg, redis]),
-        (pg, redis) => Err([pg.err(), redis.err()].into_iter().flatten().collect()),
-    }
-}
-
 /// The Gateway settings every plugin receives.
-fn gateway_settings(gateway: &GatewaySection) -> GatewaySettings {
+pub(crate) fn gateway_settings(gateway: &GatewaySection) -> GatewaySettings {
     GatewaySettings {
         trusted_proxies: gateway
             .trusted_proxies

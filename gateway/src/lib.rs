@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod app;
+mod check;
 pub mod cluster;
 pub mod config;
 pub mod host;
