@@ -13,23 +13,44 @@
 //! request still holding a slot.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::{call, scripts, RedisLink};
+use super::{scripts, RedisLink};
+
+/// Most released leases kept for sending while Redis does not take them;
+/// beyond it they are left to lapse (within a lease) instead.
+const MAX_QUEUED: usize = 65_536;
 
 /// Leases held and released, shared by a route's slots and its keeper.
 #[derive(Default)]
 pub(super) struct Leases {
     /// Lease set key → members held by running requests.
     live: Mutex<HashMap<String, HashSet<String>>>,
-    /// Released leases not yet removed in Redis, by lease set key.
-    released: Mutex<HashMap<String, Vec<String>>>,
+    queue: Mutex<Queue>,
     /// Woken by a release, and when the route's limiter goes away.
     wake: Notify,
+    closed: AtomicBool,
+}
+
+/// Released leases not yet removed in Redis, by lease set key.
+#[derive(Default)]
+struct Queue {
+    /// Not sent yet.
+    released: HashMap<String, Vec<String>>,
+    /// In the batch on the wire, not answered yet: a decision made
+    /// meanwhile removes them too (removing one twice is harmless).
+    sending: HashMap<String, Vec<String>>,
+}
+
+impl Queue {
+    fn queued(&self) -> usize {
+        self.released.values().map(Vec::len).sum()
+    }
 }
 
 impl Leases {
@@ -63,29 +84,52 @@ impl Leases {
                 }
             }
         }
-        self.released.lock().entry(key).or_default().push(member);
+        self.queue
+            .lock()
+            .released
+            .entry(key)
+            .or_default()
+            .push(member);
         self.wake.notify_one();
     }
 
-    /// The released leases of `key` still queued, for a decision to remove
-    /// before it counts; [`Leases::requeue`] them if it could not be made.
+    /// The released leases of `key` not yet removed in Redis, for a
+    /// decision to remove before it counts; [`Leases::requeue`] them if it
+    /// could not be made.
     pub fn take_released(&self, key: &str) -> Vec<String> {
-        self.released.lock().remove(key).unwrap_or_default()
+        let mut queue = self.queue.lock();
+        let mut members = queue.released.remove(key).unwrap_or_default();
+        if let Some(sending) = queue.sending.get(key) {
+            members.extend(sending.iter().cloned());
+        }
+        members
     }
 
+    /// Releases a decision took but could not send: sent with the next
+    /// batch.
     pub fn requeue(&self, key: &str, members: Vec<String>) {
-        if !members.is_empty() {
-            self.released
-                .lock()
-                .entry(key.to_owned())
-                .or_default()
-                .extend(members);
+        if self.put_back(key, members) {
             self.wake.notify_one();
         }
     }
 
+    /// Queues `members` again, unless the queue is full; whether it did.
+    fn put_back(&self, key: &str, members: Vec<String>) -> bool {
+        let mut queue = self.queue.lock();
+        if members.is_empty() || queue.queued() + members.len() > MAX_QUEUED {
+            return false;
+        }
+        queue
+            .released
+            .entry(key.to_owned())
+            .or_default()
+            .extend(members);
+        true
+    }
+
     /// The limiter is gone: the keeper sends what is left and ends.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         self.wake.notify_one();
     }
 }
@@ -103,47 +147,80 @@ async fn keep(link: Arc<RedisLink>, leases: Arc<Leases>, lease: Duration) {
             }
         }
         send_releases(&link, &leases).await;
-        if Arc::strong_count(&leases) == 1 {
+        if leases.closed.load(Ordering::SeqCst) {
             return;
         }
     }
 }
 
-/// Extends every live lease, one script call per lease set. A lease that
-/// expired meanwhile (Redis was away for longer than a lease) stays gone.
+/// Extends every live lease, in one pipelined round trip (one script per
+/// lease set). A lease that expired meanwhile (Redis was away for longer
+/// than a lease) stays gone. A failure is counted and logged by the link;
+/// the next renewal, a third of a lease later, tries again.
 async fn renew(link: &Arc<RedisLink>, leases: &Leases, lease_ms: u64) {
-    let sets: Vec<(String, Vec<String>)> = leases
-        .live
-        .lock()
-        .iter()
-        .map(|(key, members)| (key.clone(), members.iter().cloned().collect()))
-        .collect();
-    for (key, members) in sets {
-        let mut invocation = scripts::RENEW.prepare_invoke();
-        invocation.key(&key).arg(lease_ms).arg(&members);
-        // A failure is counted and logged by the link; the next renewal
-        // tries again well before the lease runs out.
-        let _ = call::<i64>(link, invocation).await;
+    let mut pipe = redis::pipe();
+    {
+        let live = leases.live.lock();
+        if live.is_empty() {
+            return;
+        }
+        for (key, members) in live.iter() {
+            pipe.cmd("EVAL")
+                .arg(scripts::RENEW)
+                .arg(1)
+                .arg(key)
+                .arg(lease_ms)
+                .arg(members.iter().collect::<Vec<_>>())
+                .ignore();
+        }
     }
+    send(link, &pipe, "a renewal").await;
 }
 
 /// Removes the released leases in Redis: one pipelined round trip, one
-/// `ZREM` per lease set. Without a connection they lapse by themselves.
+/// `ZREM` per lease set. What does not get through is sent again with
+/// the next batch, at the next release or renewal, not at once (no loop
+/// while Redis is away; a lease lapses anyway).
 async fn send_releases(link: &Arc<RedisLink>, leases: &Leases) {
-    let released = std::mem::take(&mut *leases.released.lock());
-    if released.is_empty() {
+    let batch = {
+        let mut queue = leases.queue.lock();
+        let batch = std::mem::take(&mut queue.released);
+        queue.sending = batch.clone();
+        batch
+    };
+    if batch.is_empty() {
         return;
     }
-    let Some(mut conn) = link.connection() else {
-        return;
-    };
     let mut pipe = redis::pipe();
-    for (key, members) in &released {
+    for (key, members) in &batch {
         pipe.cmd("ZREM").arg(key).arg(members).ignore();
     }
+    let sent = send(link, &pipe, "a release").await;
+    leases.queue.lock().sending.clear();
+    if !sent {
+        for (key, members) in batch {
+            leases.put_back(&key, members);
+        }
+    }
+}
+
+/// Sends `pipe` with the link's deadline; whether Redis took it.
+async fn send(link: &Arc<RedisLink>, pipe: &redis::Pipeline, what: &str) -> bool {
+    let Some(mut conn) = link.connection() else {
+        return false;
+    };
     match tokio::time::timeout(link.timeout, pipe.query_async::<()>(&mut conn)).await {
-        Ok(Ok(())) => link.answered(),
-        Ok(Err(e)) => link.failed(&e.to_string()),
-        Err(_) => link.failed("no answer to a release in time"),
+        Ok(Ok(())) => {
+            link.answered();
+            true
+        }
+        Ok(Err(e)) => {
+            link.failed(&e.to_string());
+            false
+        }
+        Err(_) => {
+            link.failed(&format!("no answer to {what} in time"));
+            false
+        }
     }
 }

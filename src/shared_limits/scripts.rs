@@ -79,12 +79,11 @@ return {1, ttl, 1}
     )
 });
 
-/// Extends live leases. `KEYS[1]`: the lease set; `ARGV`: lease ms, then
-/// the members. A member that is gone (it expired meanwhile) stays gone.
-/// Returns how many were extended.
-pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+/// Extends live leases (sent with `EVAL` in a pipeline, one per lease set,
+/// so it is kept as text). `KEYS[1]`: the lease set; `ARGV`: lease ms,
+/// then the members. A member that is gone (it expired meanwhile) stays
+/// gone. Returns how many were extended.
+pub const RENEW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[1])
@@ -94,6 +93,4 @@ for i = 2, #ARGV do
 end
 if n > 0 then redis.call('PEXPIRE', KEYS[1], lease) end
 return n
-",
-    )
-});
+";

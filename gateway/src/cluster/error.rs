@@ -22,15 +22,19 @@ pub enum ClusterError {
     Source { path: String, detail: String },
 }
 
-/// An error and its causes, outermost first: client libraries often say
-/// only what failed ("error performing TLS handshake") and keep why in
-/// the source ("invalid peer certificate: UnknownIssuer").
+/// An error and its causes, outermost first, one line: client libraries
+/// often say only what failed ("error performing TLS handshake") and keep
+/// why in the source ("invalid peer certificate: UnknownIssuer"). Only the
+/// first line of each is kept: a server error's `DETAIL` line may quote a
+/// row's values.
 pub fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
+    let first_line =
+        |e: &dyn std::error::Error| e.to_string().lines().next().unwrap_or("").to_owned();
+    let mut text = first_line(err);
     let mut cause = err.source();
     while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.ends_with(&more) {
+        let more = first_line(c);
+        if !more.is_empty() && !text.ends_with(&more) {
             text.push_str(": ");
             text.push_str(&more);
         }
@@ -74,3 +78,52 @@ impl fmt::Display for ClusterError {
 }
 
 impl std::error::Error for ClusterError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_named_on_one_line_without_a_servers_detail_lines() {
+        let err = Layer(
+            "error performing TLS handshake",
+            Some(Box::new(Layer(
+                "invalid peer certificate: UnknownIssuer",
+                None,
+            ))),
+        );
+        assert_eq!(
+            with_causes(&err),
+            "error performing TLS handshake: invalid peer certificate: UnknownIssuer"
+        );
+        let db = Layer(
+            "db error",
+            Some(Box::new(Layer(
+                "ERROR: duplicate key\nDETAIL: Key (goal)=(a private goal) exists.",
+                None,
+            ))),
+        );
+        assert_eq!(with_causes(&db), "db error: ERROR: duplicate key");
+        // A cause its outer message already ends with is not repeated.
+        let echo = Layer(
+            "cannot connect: refused",
+            Some(Box::new(Layer("refused", None))),
+        );
+        assert_eq!(with_causes(&echo), "cannot connect: refused");
+    }
+}

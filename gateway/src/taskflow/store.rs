@@ -57,8 +57,9 @@ pub(super) struct Inner {
     /// stays empty, since other nodes write too) and the writer thread is
     /// a [`PgWriter`].
     pub(super) pg: Option<Arc<Pg>>,
-    /// The PostgreSQL store's listener thread (see `pg::listen`).
-    listener: Mutex<Option<JoinHandle<()>>>,
+    /// The PostgreSQL store's listener and counter threads (see
+    /// `pg::listen`, `pg::count`).
+    listener: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub(super) fn millis(d: Duration) -> u64 {
@@ -123,7 +124,7 @@ impl Store {
                 watchers,
                 metrics,
                 pg: None,
-                listener: Mutex::new(None),
+                listener: Mutex::new(Vec::new()),
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
@@ -365,9 +366,12 @@ impl Inner {
         }
         // Queued reads are answered first.
         self.read_pool.stop();
-        if let Some(handle) = self.listener.lock().take() {
+        for handle in std::mem::take(&mut *self.listener.lock()) {
             if handle.join().is_err() {
-                log::error!("taskflow store {}: listener panicked", self.path.display());
+                log::error!(
+                    "taskflow store {}: a PostgreSQL thread panicked",
+                    self.path.display()
+                );
             }
         }
         if let Some((id, handle)) = self.sweeper.lock().take() {

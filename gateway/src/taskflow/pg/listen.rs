@@ -5,10 +5,7 @@
 //! every watched flow, so a notification lost while the connection was
 //! down delays a wake by at most that long. A commit that staged callback
 //! events (marked in its notification), and every reconnection, wake this
-//! Gateway's delivery workers, which then claim what is due. Every
-//! [`RECOUNT`], and after each reconnection, it counts the flows by status
-//! again (`openclaw_taskflow_flows`): every node then reports the cluster's
-//! counts, whichever node made the changes.
+//! Gateway's delivery workers, which then claim what is due.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,27 +18,16 @@ use postgres::Client;
 use super::staging::EVENTS_MARK;
 use super::writer::CHANNEL;
 use super::{reads, Db, Pg, Stmts};
-use crate::taskflow::metrics::FlowCounts;
 use crate::taskflow::outbox::Subscriptions;
 use crate::taskflow::watch::{self, FlowChange, Watchers};
 
 /// How often every watched flow is read again, and how long a stop waits.
 pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
-/// How often the flows are counted by status: each count reads the
-/// status column of every flow, so it is not done on every recheck.
-pub(crate) const RECOUNT: Duration = Duration::from_secs(10);
-
 pub(crate) type Stop = Arc<(Mutex<bool>, Condvar)>;
 
 /// Runs until `stop` is set.
-pub(crate) fn run(
-    pg: &Pg,
-    watchers: &Watchers,
-    subscriptions: &Subscriptions,
-    counts: &FlowCounts,
-    stop: &Stop,
-) {
+pub(crate) fn run(pg: &Pg, watchers: &Watchers, subscriptions: &Subscriptions, stop: &Stop) {
     while !stopped(stop) {
         let client = pg.connect().and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -49,7 +35,7 @@ pub(crate) fn run(
             Ok(c)
         });
         match client {
-            Ok(mut client) => listen(&mut client, pg, watchers, subscriptions, counts, stop),
+            Ok(mut client) => listen(&mut client, pg, watchers, subscriptions, stop),
             Err(err) => log::debug!("taskflow store: listener cannot connect: {err}"),
         }
         // Reconnect after a pause, unless stopping.
@@ -71,16 +57,14 @@ fn listen(
     pg: &Pg,
     watchers: &Watchers,
     subscriptions: &Subscriptions,
-    counts: &FlowCounts,
     stop: &Stop,
 ) {
     let mut last_recheck = Instant::now();
     // Whatever committed while no connection listened.
     subscriptions.snapshot().wake_all();
-    if recheck(client, pg, watchers, None).is_err() || recount(client, pg, counts).is_err() {
+    if recheck(client, pg, watchers, None).is_err() {
         return;
     }
-    let mut last_count = Instant::now();
     while !stopped(stop) {
         let mut changed: HashSet<String> = HashSet::new();
         let wait = RECHECK.saturating_sub(last_recheck.elapsed());
@@ -111,28 +95,7 @@ fn listen(
         if (all || !changed.is_empty()) && recheck(client, pg, watchers, filter).is_err() {
             return;
         }
-        if last_count.elapsed() >= RECOUNT {
-            last_count = Instant::now();
-            if recount(client, pg, counts).is_err() {
-                return;
-            }
-        }
     }
-}
-
-/// Counts the flows by status. A commit between the count and a delta its
-/// node applies after it may be counted twice until the next count.
-fn recount(client: &mut Client, pg: &Pg, counts: &FlowCounts) -> Result<(), ()> {
-    let mut stmts = Stmts::new();
-    let mut db = Db {
-        c: client,
-        stmts: &mut stmts,
-    };
-    let fresh = reads::status_counts(&mut db, pg.label()).map_err(|err| {
-        log::debug!("taskflow store: listener cannot count flows: {err}");
-    })?;
-    counts.set(fresh);
-    Ok(())
 }
 
 /// Reads the watched flows (only those in `only`, when given) and wakes

@@ -5,6 +5,7 @@
 //! semantics as the embedded store and commits each batch in one
 //! transaction, the rows it reads locked `FOR UPDATE`.
 
+pub(crate) mod count;
 pub(crate) mod listen;
 pub(crate) mod outbox;
 pub(crate) mod reads;

@@ -23,14 +23,19 @@ impl Transport {
     /// The transport `config`'s `sslmode` asks for. Building the TLS
     /// settings reads the system's certificates once.
     pub fn for_config(config: &Config) -> Result<Self, rustls::Error> {
-        if config.get_ssl_mode() != SslMode::Require {
+        // Any mode but these two (today `require`) means TLS.
+        if matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
             return Ok(Transport::Plain);
         }
         let mut roots = RootCertStore::empty();
-        // Unreadable entries of the store are skipped: the certificates
-        // that did load still verify (and with none, every server is
-        // refused, by name, at its handshake).
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        // Unreadable entries of the store are skipped (and logged): the
+        // certificates that did load still verify, and with none every
+        // server is refused, by name, at its handshake.
+        let loaded = rustls_native_certs::load_native_certs();
+        for err in &loaded.errors {
+            log::warn!("PostgreSQL TLS: a trusted certificate could not be read: {err}");
+        }
+        roots.add_parsable_certificates(loaded.certs);
         let tls =
             ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()?

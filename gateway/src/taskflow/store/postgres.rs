@@ -123,19 +123,30 @@ impl Store {
         let readers = usize::try_from(pg.pool_size.saturating_sub(2).max(1)).unwrap_or(1);
         let read_pool = ReadPool::start(&path, readers)?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let listener = {
-            let (pool, watchers, stop) =
-                (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
-            let (subscriptions, counts) = (Arc::clone(&subscriptions), Arc::clone(&counts));
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             thread::Builder::new()
-                .name("taskflow-listener".into())
-                .spawn(move || {
-                    pgstore::listen::run(&pool, &watchers, &subscriptions, &counts, &stop);
-                })
+                .name(name.into())
+                .spawn(body)
                 .map_err(|source| StoreError::Thread {
                     path: path.clone(),
                     source,
-                })?
+                })
+        };
+        let listener = {
+            let (pool, watchers, stop) =
+                (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
+            let subscriptions = Arc::clone(&subscriptions);
+            spawn(
+                "taskflow-listener",
+                Box::new(move || pgstore::listen::run(&pool, &watchers, &subscriptions, &stop)),
+            )?
+        };
+        let counter = {
+            let (pool, counts, stop) = (Arc::clone(&pool), Arc::clone(&counts), Arc::clone(&stop));
+            spawn(
+                "taskflow-counter",
+                Box::new(move || pgstore::count::run(&pool, &counts, &stop)),
+            )?
         };
         let store = Store {
             inner: Arc::new(Inner {
@@ -155,7 +166,7 @@ impl Store {
                 watchers,
                 metrics,
                 pg: Some(pool),
-                listener: Mutex::new(Some(listener)),
+                listener: Mutex::new(vec![listener, counter]),
             }),
         };
         store.start_sweeper(options.sweep_interval)?;
