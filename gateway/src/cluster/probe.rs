@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::error::{with_causes, ClusterError};
 use super::url::{Service, ServiceUrl};
-use crate::taskflow::PgTransport as Transport;
+use crate::taskflow::{parse_pg_url, PgTransport as Transport};
 
 /// How long connecting may take before the service counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,7 +17,7 @@ pub fn postgres(url: &ServiceUrl) -> Result<postgres::Client, ClusterError> {
     let unreachable = |e: &dyn std::error::Error| {
         ClusterError::unreachable(Service::Postgres, url, with_causes(e))
     };
-    let mut config: postgres::Config = url.expose().parse().map_err(|e| unreachable(&e))?;
+    let mut config = parse_pg_url(url.expose()).map_err(|e| unreachable(&e))?;
     config.connect_timeout(CONNECT_TIMEOUT);
     let transport = Transport::for_config(&config).map_err(|e| unreachable(&e))?;
     let mut client = transport.connect(&config).map_err(|e| unreachable(&e))?;

@@ -35,7 +35,7 @@ impl ServiceUrl {
                 }
                 // The client's own parser decides; its messages name the
                 // offending parameter, never a value.
-                text.parse::<postgres::Config>()
+                crate::taskflow::parse_pg_url(text)
                     .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))?;
             }
             Service::Redis => {

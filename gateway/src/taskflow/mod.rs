@@ -63,6 +63,6 @@ pub use file::lock;
 pub use metrics::StoreMetrics;
 pub use ops::SweepReport;
 pub use options::{Clock, StoreOptions};
-pub use pg::tls::Transport as PgTransport;
+pub use pg::tls::{parse_url as parse_pg_url, Transport as PgTransport};
 pub use pg::{PgOptions, PG_TIMEOUT};
 pub use store::Store;

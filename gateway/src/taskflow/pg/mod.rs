@@ -60,7 +60,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 impl Pg {
     pub fn new(options: &PgOptions) -> Result<Self, StoreError> {
         let label = PathBuf::from(&options.label);
-        let mut config: Config = options.url.parse().map_err(|source| StoreError::Postgres {
+        let mut config = tls::parse_url(&options.url).map_err(|source| StoreError::Postgres {
             path: label.clone(),
             action: "cannot read the URL",
             source,

@@ -13,6 +13,18 @@ use postgres::{Client, Config, NoTls};
 use rustls::{ClientConfig, RootCertStore};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+/// Parses a PostgreSQL URL. libpq's `sslmode=verify-ca` and
+/// `sslmode=verify-full`, which the client's parser does not know, mean
+/// `require` here: this module always verifies the certificate and the
+/// host name.
+pub fn parse_url(url: &str) -> Result<Config, postgres::Error> {
+    let mut text = url.to_owned();
+    for strict in ["sslmode=verify-full", "sslmode=verify-ca"] {
+        text = text.replace(strict, "sslmode=require");
+    }
+    text.parse()
+}
+
 #[derive(Clone)]
 pub enum Transport {
     Plain,
@@ -49,5 +61,33 @@ impl Transport {
             Transport::Plain => config.connect(NoTls),
             Transport::Tls(tls) => config.connect(tls.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(url: &str) -> Transport {
+        Transport::for_config(&parse_url(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tls_is_used_exactly_when_the_url_requires_it() {
+        for url in [
+            "postgres://gw@db/gw?sslmode=require",
+            "postgres://gw@db/gw?sslmode=verify-full",
+            "postgres://gw@db/gw?sslmode=verify-ca",
+        ] {
+            assert!(matches!(transport(url), Transport::Tls(_)), "{url}");
+        }
+        for url in [
+            "postgres://gw@db/gw",
+            "postgres://gw@db/gw?sslmode=prefer",
+            "postgres://gw@db/gw?sslmode=disable",
+        ] {
+            assert!(matches!(transport(url), Transport::Plain), "{url}");
+        }
+        assert!(parse_url("postgres://gw@db/gw?sslmode=sometimes").is_err());
     }
 }
