@@ -84,6 +84,9 @@ pub(crate) enum Row {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NewEvent {
     pub scope: Arc<str>,
+    /// The flow's creation sequence: the embedded store finds a flow's
+    /// open events by it.
+    pub flow_seq: u64,
     pub created: bool,
     pub flow: FlowRecord,
     pub occurred_at: u64,
@@ -250,6 +253,7 @@ pub(crate) fn add_events(
         for scope in scopes {
             events.push(Change::Outbox(Row::Put(Arc::new(NewEvent {
                 scope: Arc::clone(scope),
+                flow_seq: next.seq,
                 created: prior.is_none(),
                 flow: next.record.clone(),
                 occurred_at: ctx.now,

@@ -117,6 +117,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX flows_ended ON flows(coalesce(ended_at, updated_at), seq)
         WHERE (status IN ('succeeded', 'failed', 'cancelled', 'lost')
             OR (status = 'blocked' AND ended_at IS NOT NULL));",
+    // 5: a flow's open events found by the flow's creation sequence instead
+    // of its random id, so that the index grows at its end instead of
+    // touching a random page for every event. Open events of flows that
+    // are gone get a key of their own (their negated id).
+    "ALTER TABLE outbox ADD COLUMN flow_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET flow_seq = coalesce(
+        (SELECT seq FROM flows WHERE flows.flow_id = outbox.flow_id), -id)
+        WHERE settled_at IS NULL;
+    DROP INDEX outbox_open;
+    CREATE INDEX outbox_open ON outbox(scope, flow_seq, revision) WHERE settled_at IS NULL;",
 ];
 
 /// The version whose migration makes ids unique; a store migrating to it

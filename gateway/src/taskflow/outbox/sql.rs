@@ -204,11 +204,13 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
         Row::Put(e) => {
             conn.prepare_cached(
                 "INSERT INTO outbox
-                   (scope, flow_id, revision, created, flow, occurred_at, state, next_attempt_at)
+                   (scope, flow_id, revision, created, flow, occurred_at, state, next_attempt_at,
+                    flow_seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending',
                    CASE WHEN EXISTS (SELECT 1 FROM outbox
-                                     WHERE scope = ?1 AND flow_id = ?2 AND settled_at IS NULL)
-                        THEN NULL ELSE ?6 END)",
+                                     WHERE scope = ?1 AND flow_seq = ?7 AND settled_at IS NULL)
+                        THEN NULL ELSE ?6 END,
+                   ?7)",
             )?
             .execute(params![
                 &*e.scope,
@@ -217,6 +219,7 @@ pub(crate) fn write(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
                 e.created,
                 flow_json(&e.flow),
                 int(e.occurred_at),
+                int(e.flow_seq),
             ])?;
         }
         Row::Settle {
@@ -261,7 +264,7 @@ fn settle(conn: &Connection, scope: &str, s: &Settlement, now: u64) -> rusqlite:
         conn.prepare_cached(
             "UPDATE outbox SET next_attempt_at = ?2
              WHERE id = (SELECT n.id FROM outbox AS n JOIN outbox AS s
-                           ON n.scope = s.scope AND n.flow_id = s.flow_id
+                           ON n.scope = s.scope AND n.flow_seq = s.flow_seq
                          WHERE s.id = ?1 AND n.settled_at IS NULL
                          ORDER BY n.revision LIMIT 1)
                AND next_attempt_at IS NULL",

@@ -305,3 +305,38 @@ fn the_stored_flow_reads_back_exactly() {
     assert_eq!(flow_from_json("{}"), None);
     assert_eq!(flow_from_json("not json"), None);
 }
+
+#[test]
+fn open_events_of_a_store_from_before_schema_5_keep_their_flows_order() {
+    let mut h = Harness::new();
+    let bound = h.bind("s");
+    subscribe(&bound, SCOPE);
+    let id = ok(bound.create_managed(with_policy("g", NotifyPolicy::StateChanges))).flow_id;
+    applied(ok(bound.resume(resume(&id, 0, FlowStatus::Running))));
+    ok(bound.create_managed(with_policy("o", NotifyPolicy::StateChanges)));
+    drop(bound);
+    // As a store of schema 4 had it: open events found by flow id.
+    with_raw_sql(
+        &mut h,
+        "DROP INDEX outbox_open; ALTER TABLE outbox DROP COLUMN flow_seq; \
+         CREATE INDEX outbox_open ON outbox(scope, flow_id, revision) WHERE settled_at IS NULL; \
+         PRAGMA user_version = 4",
+    );
+    let bound = h.bind("s");
+    subscribe(&bound, SCOPE);
+    // Migrated at open: the first flow's second event still waits for its
+    // first, and is due once that one is settled.
+    assert_eq!(
+        drain(&h, &bound),
+        [
+            (0, true, FlowStatus::Queued),
+            (0, true, FlowStatus::Queued),
+            (1, false, FlowStatus::Running),
+        ]
+    );
+    let conn = rusqlite::Connection::open(h.path()).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::taskflow::schema::SCHEMA_VERSION);
+}

@@ -351,13 +351,15 @@ fn a_store_of_schema_version_3_is_migrated_at_open_and_reads_by_its_new_indexes(
         &mut h,
         "DROP INDEX flows_id; DROP INDEX tasks_id; DROP INDEX flows_status; \
          DROP INDEX flows_live; DROP INDEX flows_cancel; DROP INDEX flows_ended; \
+         DROP INDEX outbox_open; ALTER TABLE outbox DROP COLUMN flow_seq; \
+         CREATE INDEX outbox_open ON outbox(scope, flow_id, revision) WHERE settled_at IS NULL; \
          PRAGMA user_version = 3",
     );
     let conn = rusqlite::Connection::open(h.path()).unwrap();
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, crate::taskflow::schema::SCHEMA_VERSION);
     let indexes: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN \
