@@ -72,6 +72,21 @@ fn gauge<const N: usize>(
     m.encode_family(labels)?.encode_gauge(&value)
 }
 
+/// A gauge family with one series per route.
+fn route_gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    routes: &[Arc<RouteMetrics>],
+    value: impl Fn(&RouteMetrics) -> i64,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for r in routes {
+        gauge(&mut m, &[("route", r.route.as_str())], value(r))?;
+    }
+    Ok(())
+}
+
 impl Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let routes = &self.routes;
@@ -127,32 +142,20 @@ impl Collector for Metrics {
                     .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
         }
-        let mut m = enc.encode_descriptor(
+        route_gauge(
+            &mut enc,
             "openclaw_webhooks_in_flight_requests",
             "Requests being served on a route",
-            None,
-            MetricType::Gauge,
+            routes,
+            |r| r.in_flight.load(Relaxed),
         )?;
-        for r in routes {
-            gauge(
-                &mut m,
-                &[("route", r.route.as_str())],
-                r.in_flight.load(Relaxed),
-            )?;
-        }
-        let mut m = enc.encode_descriptor(
+        route_gauge(
+            &mut enc,
             "openclaw_webhooks_waiters",
             "Reads waiting on a route for a flow to change",
-            None,
-            MetricType::Gauge,
+            routes,
+            |r| r.waiters.load(Relaxed),
         )?;
-        for r in routes {
-            gauge(
-                &mut m,
-                &[("route", r.route.as_str())],
-                r.waiters.load(Relaxed),
-            )?;
-        }
         results(
             &mut enc,
             "openclaw_webhooks_idempotency_keys",

@@ -182,21 +182,19 @@ async fn renew(link: &Arc<RedisLink>, leases: &Leases, lease_ms: u64) {
 /// the next batch, at the next release or renewal, not at once (no loop
 /// while Redis is away; a lease lapses anyway).
 async fn send_releases(link: &Arc<RedisLink>, leases: &Leases) {
-    let batch = {
-        let mut queue = leases.queue.lock();
-        let batch = std::mem::take(&mut queue.released);
-        queue.sending = batch.clone();
-        batch
-    };
-    if batch.is_empty() {
-        return;
-    }
     let mut pipe = redis::pipe();
-    for (key, members) in &batch {
-        pipe.cmd("ZREM").arg(key).arg(members).ignore();
+    {
+        let mut queue = leases.queue.lock();
+        if queue.released.is_empty() {
+            return;
+        }
+        for (key, members) in &queue.released {
+            pipe.cmd("ZREM").arg(key).arg(members).ignore();
+        }
+        queue.sending = std::mem::take(&mut queue.released);
     }
     let sent = send(link, &pipe, "a release").await;
-    leases.queue.lock().sending.clear();
+    let batch = std::mem::take(&mut leases.queue.lock().sending);
     if !sent {
         for (key, members) in batch {
             leases.put_back(&key, members);

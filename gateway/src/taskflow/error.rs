@@ -200,6 +200,19 @@ pub(crate) fn pg_read_failed(err: &StoreError) -> TaskFlowError {
     }
 }
 
+/// Maps a PostgreSQL failure on `action` against the server at `path`
+/// (its redacted URL).
+pub(crate) fn pg_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl Fn(postgres::Error) -> StoreError + 'a {
+    move |source| StoreError::Postgres {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
 pub(crate) fn persist_failed() -> TaskFlowError {
     TaskFlowError::new(ErrorCode::PERSIST_FAILED, PERSIST_FAILED_MESSAGE)
 }

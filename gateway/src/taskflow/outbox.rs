@@ -273,6 +273,15 @@ pub(crate) fn emits(prior: Option<&FlowRecord>, next: &FlowRecord) -> bool {
     }
 }
 
+/// At most [`MAX_ERROR_BYTES`], cut at a character boundary.
+pub(crate) fn clip(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 mod sql;
 
 pub(crate) use sql::{evaluate, flow_from_json, flow_json, open_counts, write};

@@ -98,13 +98,7 @@ impl Store {
             metrics: metrics.clone(),
             subscriptions: Arc::clone(&subscriptions),
         };
-        let writer = thread::Builder::new()
-            .name("taskflow-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|source| StoreError::Thread {
-                path: path.clone(),
-                source,
-            })?;
+        let writer = spawn_thread(&path, "taskflow-writer", move || writer.run(rx))?;
         let read_pool = ReadPool::start(&path, READ_THREADS)?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -154,13 +148,9 @@ impl Store {
     fn start_sweeper(&self, interval: Duration) -> Result<(), StoreError> {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let stop = Arc::clone(&self.inner.stop);
-        let handle = thread::Builder::new()
-            .name("taskflow-sweeper".into())
-            .spawn(move || sweeper_loop(weak, stop, interval))
-            .map_err(|source| StoreError::Thread {
-                path: self.inner.path.clone(),
-                source,
-            })?;
+        let handle = spawn_thread(&self.inner.path, "taskflow-sweeper", move || {
+            sweeper_loop(weak, stop, interval);
+        })?;
         *self.inner.sweeper.lock() = Some((handle.thread().id(), handle));
         Ok(())
     }
@@ -401,6 +391,21 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Starts one of the store's threads, named `name`.
+pub(super) fn spawn_thread(
+    path: &std::path::Path,
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StoreError> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|source| StoreError::Thread {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn sweeper_loop(store: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duration) {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
+use crate::taskflow::rows::int;
 
 pub(crate) fn evaluate(conn: &Connection, ctx: &Ctx, op: &OutboxOp) -> Evaluation {
     let result = match op {
@@ -74,10 +75,6 @@ pub(crate) fn evaluate(conn: &Connection, ctx: &Ctx, op: &OutboxOp) -> Evaluatio
             changes: Vec::new(),
         }
     })
-}
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn uint(v: i64) -> u64 {
@@ -272,15 +269,6 @@ fn settle(conn: &Connection, scope: &str, s: &Settlement, now: u64) -> rusqlite:
         .execute(params![id, int(now)])?;
     }
     Ok(())
-}
-
-/// At most [`MAX_ERROR_BYTES`], cut at a character boundary.
-fn clip(text: &str) -> String {
-    let mut end = text.len().min(MAX_ERROR_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 /// Counts of the outbox's events by state, for the opening log line.

@@ -62,7 +62,9 @@ fn listen(
     let mut last_recheck = Instant::now();
     // Whatever committed while no connection listened.
     subscriptions.snapshot().wake_all();
-    if recheck(client, pg, watchers, None).is_err() {
+    // The connection's prepared statements, for as long as it serves.
+    let mut stmts = Stmts::new();
+    if recheck(client, &mut stmts, pg, watchers, None).is_err() {
         return;
     }
     while !stopped(stop) {
@@ -92,7 +94,9 @@ fn listen(
             last_recheck = Instant::now();
         }
         let filter = if all { None } else { Some(&changed) };
-        if (all || !changed.is_empty()) && recheck(client, pg, watchers, filter).is_err() {
+        if (all || !changed.is_empty())
+            && recheck(client, &mut stmts, pg, watchers, filter).is_err()
+        {
             return;
         }
     }
@@ -102,6 +106,7 @@ fn listen(
 /// the waits they settle.
 fn recheck(
     client: &mut Client,
+    stmts: &mut Stmts,
     pg: &Pg,
     watchers: &Watchers,
     only: Option<&HashSet<String>>,
@@ -114,11 +119,7 @@ fn recheck(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut stmts = Stmts::new();
-    let mut db = Db {
-        c: client,
-        stmts: &mut stmts,
-    };
+    let mut db = Db { c: client, stmts };
     let flows = reads::flows(&mut db, pg.label(), &ids).map_err(|err| {
         log::debug!("taskflow store: listener cannot read flows: {err}");
     })?;

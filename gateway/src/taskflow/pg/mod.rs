@@ -90,11 +90,7 @@ impl Pg {
     }
 
     pub fn err(&self, action: &'static str) -> impl Fn(postgres::Error) -> StoreError + '_ {
-        move |source| StoreError::Postgres {
-            path: self.label.clone(),
-            action,
-            source,
-        }
+        super::error::pg_err(&self.label, action)
     }
 
     /// A new connection whose statements and lock waits are bounded.

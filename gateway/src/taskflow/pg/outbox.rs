@@ -20,23 +20,12 @@ use openclaw_ffi::runtime::{DueEvents, EventOutcome, OutboxEvent, Settlement};
 use postgres::Client;
 
 use super::{Db, Sql};
-use crate::taskflow::error::StoreError;
-use crate::taskflow::outbox::{flow_from_json, flow_json, NewEvent, MAX_CLAIM};
+use crate::taskflow::error::{pg_err as failed, StoreError};
+use crate::taskflow::outbox::{clip, flow_from_json, flow_json, NewEvent, MAX_CLAIM};
 use crate::taskflow::rows::int;
-
-/// Longest `last_error` kept, in bytes.
-const MAX_ERROR_BYTES: usize = 200;
 
 fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
-}
-
-fn failed<'a>(path: &'a Path, action: &'static str) -> impl Fn(postgres::Error) -> StoreError + 'a {
-    move |source| StoreError::Postgres {
-        path: path.to_path_buf(),
-        action,
-        source,
-    }
 }
 
 /// Runs `f` in a transaction of its own.
@@ -232,13 +221,4 @@ pub(crate) fn prune(
     )
     .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     .map_err(failed(path, "cannot prune events"))
-}
-
-/// At most [`MAX_ERROR_BYTES`], cut at a character boundary.
-fn clip(text: &str) -> String {
-    let mut end = text.len().min(MAX_ERROR_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }

@@ -5,26 +5,24 @@
 
 use std::path::Path;
 
-use openclaw_ffi::records::{FlowStatus, TaskRuntime, TaskStatus, TaskSummary};
+use openclaw_ffi::records::{FlowStatus, TaskSummary};
 use postgres::types::ToSql;
 use postgres::Row;
 
 use super::rows::{flow_from_row, task_from_row, FLOW_COLUMNS, TASK_COLUMNS};
 use super::Sql;
-use crate::taskflow::error::StoreError;
+use crate::taskflow::error::{pg_err, StoreError};
+use crate::taskflow::metrics::status_slot;
 use crate::taskflow::model::{FlowEntry, TaskEntry};
-use crate::taskflow::rows::{int, EndedCursor};
+
+use crate::taskflow::rows::{add_tasks, int, EndedCursor};
 
 /// The terminal predicate of the embedded store's queries.
 const TERMINAL: &str = "(status IN ('succeeded', 'failed', 'cancelled', 'lost') \
     OR (status = 'blocked' AND ended_at IS NOT NULL))";
 
 fn failed(path: &Path) -> impl Fn(postgres::Error) -> StoreError + '_ {
-    move |source| StoreError::Postgres {
-        path: path.to_path_buf(),
-        action: "cannot read",
-        source,
-    }
+    pg_err(path, "cannot read")
 }
 
 fn collect<T>(
@@ -127,35 +125,11 @@ pub(crate) fn task_summary(
         )
         .map_err(failed(path))?;
     let mut s = TaskSummary::default();
-    let corrupt = |field: &str, raw: &str| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail: format!("a task of flow {flow_id}: invalid persisted {field} {raw:?}"),
-    };
     for row in rows {
         let status: String = row.try_get(0).map_err(failed(path))?;
         let runtime: String = row.try_get(1).map_err(failed(path))?;
         let n: i64 = row.try_get(2).map_err(failed(path))?;
-        let n = u64::try_from(n).unwrap_or(0);
-        let status = TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
-        let runtime = TaskRuntime::parse(&runtime).ok_or_else(|| corrupt("runtime", &runtime))?;
-        s.total += n;
-        if status.is_active() {
-            s.active += n;
-        } else {
-            s.terminal += n;
-        }
-        if matches!(
-            status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
-        ) {
-            s.failures += n;
-        }
-        if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == status) {
-            s.by_status[i] += n;
-        }
-        if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == runtime) {
-            s.by_runtime[i] += n;
-        }
+        add_tasks(&mut s, path, flow_id, &status, &runtime, n)?;
     }
     Ok(s)
 }
@@ -176,9 +150,7 @@ pub(crate) fn status_counts(
             path: path.to_path_buf(),
             detail: format!("a flow row: invalid persisted status {raw:?}"),
         })?;
-        if let Some(i) = FlowStatus::ALL.iter().position(|v| *v == status) {
-            counts[i] += u64::try_from(n).unwrap_or(0);
-        }
+        counts[status_slot(status)] += u64::try_from(n).unwrap_or(0);
     }
     Ok(counts)
 }

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{flow_from_row, int, task_from_row};
 use crate::taskflow::error::{sqlite_err, StoreError};
+use crate::taskflow::metrics::status_slot;
 use crate::taskflow::model::{FlowEntry, TaskEntry};
 
 /// The terminal predicate, exactly as the partial indexes write it.
@@ -141,33 +142,47 @@ pub(crate) fn task_summary(
         let status: String = row.get(0).map_err(&failed)?;
         let runtime: String = row.get(1).map_err(&failed)?;
         let n: i64 = row.get(2).map_err(&failed)?;
-        let n = u64::try_from(n).unwrap_or(0);
-        let corrupt = |field: &str, raw: &str| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("a task of flow {flow_id}: invalid persisted {field} {raw:?}"),
-        };
-        let status = TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
-        let runtime = TaskRuntime::parse(&runtime).ok_or_else(|| corrupt("runtime", &runtime))?;
-        s.total += n;
-        if status.is_active() {
-            s.active += n;
-        } else {
-            s.terminal += n;
-        }
-        if matches!(
-            status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
-        ) {
-            s.failures += n;
-        }
-        if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == status) {
-            s.by_status[i] += n;
-        }
-        if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == runtime) {
-            s.by_runtime[i] += n;
-        }
+        add_tasks(&mut s, path, flow_id, &status, &runtime, n)?;
     }
     Ok(s)
+}
+
+/// Adds `n` tasks of a flow in `status` with `runtime` (as stored) to
+/// `s`; shared by both backends' summaries.
+pub(crate) fn add_tasks(
+    s: &mut TaskSummary,
+    path: &Path,
+    flow_id: &str,
+    status: &str,
+    runtime: &str,
+    n: i64,
+) -> Result<(), StoreError> {
+    let corrupt = |field: &str, raw: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("a task of flow {flow_id}: invalid persisted {field} {raw:?}"),
+    };
+    let status = TaskStatus::parse(status).ok_or_else(|| corrupt("status", status))?;
+    let runtime = TaskRuntime::parse(runtime).ok_or_else(|| corrupt("runtime", runtime))?;
+    let n = u64::try_from(n).unwrap_or(0);
+    s.total += n;
+    if status.is_active() {
+        s.active += n;
+    } else {
+        s.terminal += n;
+    }
+    if matches!(
+        status,
+        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Lost
+    ) {
+        s.failures += n;
+    }
+    if let Some(i) = TaskStatus::ALL.iter().position(|v| *v == status) {
+        s.by_status[i] += n;
+    }
+    if let Some(i) = TaskRuntime::ALL.iter().position(|v| *v == runtime) {
+        s.by_runtime[i] += n;
+    }
+    Ok(())
 }
 
 /// How many flows are in each status, in the order of `FlowStatus::ALL`
@@ -198,9 +213,7 @@ pub(crate) fn status_counts(
                 detail: format!("flow row {id}: invalid persisted status {raw:?}"),
             });
         };
-        if let Some(i) = FlowStatus::ALL.iter().position(|v| *v == status) {
-            counts[i] += u64::try_from(n).unwrap_or(0);
-        }
+        counts[status_slot(status)] += u64::try_from(n).unwrap_or(0);
     }
     Ok(counts)
 }

@@ -4,11 +4,10 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::{millis, Inner, Store};
+use super::{millis, spawn_thread, Inner, Store};
 use crate::taskflow::cache::FlowCache;
 use openclaw_ffi::outcome::TaskFlowError;
 use openclaw_ffi::runtime::{DueEvents, Settlement};
@@ -113,40 +112,23 @@ impl Store {
             metrics: metrics.clone(),
             down: false,
         };
-        let writer = thread::Builder::new()
-            .name("taskflow-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|source| StoreError::Thread {
-                path: path.clone(),
-                source,
-            })?;
+        let writer = spawn_thread(&path, "taskflow-writer", move || writer.run(rx))?;
         let readers = usize::try_from(pg.pool_size.saturating_sub(2).max(1)).unwrap_or(1);
         let read_pool = ReadPool::start(&path, readers)?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
-            thread::Builder::new()
-                .name(name.into())
-                .spawn(body)
-                .map_err(|source| StoreError::Thread {
-                    path: path.clone(),
-                    source,
-                })
-        };
         let listener = {
             let (pool, watchers, stop) =
                 (Arc::clone(&pool), Arc::clone(&watchers), Arc::clone(&stop));
             let subscriptions = Arc::clone(&subscriptions);
-            spawn(
-                "taskflow-listener",
-                Box::new(move || pgstore::listen::run(&pool, &watchers, &subscriptions, &stop)),
-            )?
+            spawn_thread(&path, "taskflow-listener", move || {
+                pgstore::listen::run(&pool, &watchers, &subscriptions, &stop);
+            })?
         };
         let counter = {
             let (pool, counts, stop) = (Arc::clone(&pool), Arc::clone(&counts), Arc::clone(&stop));
-            spawn(
-                "taskflow-counter",
-                Box::new(move || pgstore::count::run(&pool, &counts, &stop)),
-            )?
+            spawn_thread(&path, "taskflow-counter", move || {
+                pgstore::count::run(&pool, &counts, &stop);
+            })?
         };
         let store = Store {
             inner: Arc::new(Inner {
