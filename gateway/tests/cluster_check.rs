@@ -1,6 +1,5 @@
 //! A config with `cluster`: `--check` reaches both services and says so
-//! (URLs without passwords); a start is refused, plainly, while this build
-//! has no PostgreSQL TaskFlow store.
+//! (URLs without passwords), and refuses one it cannot reach, naming it.
 
 // Test support: a broken expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

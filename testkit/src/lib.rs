@@ -1,5 +1,5 @@
-//! Support shared by the integration tests (`tests/it`) and the HTTP
-//! benchmark (`benches/http.rs`): temp dirs, the standard configs, a real
+//! Support shared by the integration tests (`tests/it`, `gateway/tests`),
+//! the benchmarks and the unit tests that need the test services: temp dirs, the standard configs, a real
 //! `openclaw-gateway` process loading the real plugin library, one small
 //! HTTP/1.1 client over loopback TCP, and a callback receiver that checks
 //! every signature with an independent Standard Webhooks implementation;

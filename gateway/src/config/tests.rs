@@ -124,7 +124,7 @@ fn the_admin_section_and_log_format_are_optional_and_checked() {
 
 #[test]
 fn cluster_needs_both_services_and_reports_every_issue_by_path() {
-    use crate::cluster::config::{UrlInput, DEFAULT_POOL_SIZE};
+    use crate::cluster::config::UrlInput;
     let c = parse_text(
         r#"{ cluster: {
             postgres: { url: "postgres://gw:pw@db:5432/gw" },
@@ -132,7 +132,7 @@ fn cluster_needs_both_services_and_reports_every_issue_by_path() {
     )
     .unwrap();
     let cluster = c.cluster.unwrap();
-    assert_eq!(cluster.postgres.pool_size, DEFAULT_POOL_SIZE);
+    assert_eq!(cluster.postgres.pool_size, 8, "the documented default");
     assert!(
         matches!(&cluster.postgres.url, UrlInput::Plain(u) if u.to_string() == "postgres://gw:***@db:5432/gw")
     );
