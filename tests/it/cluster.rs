@@ -357,7 +357,22 @@ fn callbacks_of_writes_on_both_nodes_are_delivered_once_each_in_revision_order()
         assert_eq!(done.status, 200, "{}", done.text);
         expected.extend((0..3).map(|r| (id(&flow), rev(&flow) + r)));
     }
-    let deliveries = receiver.wait_for(expected.len(), Duration::from_secs(30));
+    receiver.wait_for(expected.len(), Duration::from_secs(30));
+    // Every event settled on both nodes: nothing is left to arrive late.
+    let mut client = schema.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open: i64 = client
+            .query_one("SELECT count(*) FROM outbox WHERE settled_at IS NULL", &[])
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} events never settled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deliveries = receiver.deliveries();
     assert!(
         deliveries.iter().all(|d| d.verified),
         "every signature verifies"
