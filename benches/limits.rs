@@ -1,7 +1,7 @@
 //! Limiter benchmark: what one limit decision costs a request, in-process
-//! (`limits`) and cluster-wide in Redis (`shared_limits`, one Lua script
-//! round trip to the Redis at `OPENCLAW_TEST_REDIS_URL`, default the
-//! local one).
+//! (`limits`) and cluster-wide in Redis (`shared_limits`: the rate window
+//! and the in-flight lease in one Lua script round trip to the Redis at
+//! `OPENCLAW_TEST_REDIS_URL`, default the local one).
 //!
 //! - One decision at a time (latency: p50, p99).
 //! - 32 decisions in flight from one runtime, as a busy worker would
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use openclaw_webhooks::client_ip::ClientKey;
 use openclaw_webhooks::limits::{InFlightLimiter, RateLimiter};
 use openclaw_webhooks::shared_limits::{
-    RedisLink, SharedInFlight, SharedRate, DEFAULT_LEASE, DEFAULT_TIMEOUT,
+    Decision, Limits, RedisLink, DEFAULT_LEASE, DEFAULT_TIMEOUT,
 };
 
 const WINDOW: Duration = Duration::from_secs(3600);
@@ -80,69 +80,41 @@ fn main() {
             link.connect(Duration::from_secs(5)).await,
             "Redis did not answer"
         );
-        let shared = Arc::new(SharedRate::new(
-            Arc::clone(&link),
-            &prefix,
-            "bench",
-            WINDOW,
-            u32::MAX,
-            4096,
-        ));
+        let mut limits = Limits::local(WINDOW, u32::MAX, u32::MAX, 4096);
+        limits.share(&link, &prefix, "bench", DEFAULT_LEASE);
+        let limits = Arc::new(limits);
         let mut samples = Vec::with_capacity(n);
         for i in 0..n {
             let t = Instant::now();
-            shared.check(client(i % 256)).await.unwrap();
+            admitted(&limits, i).await;
             samples.push(t.elapsed());
         }
         let rate = concurrent(n, {
-            let shared = Arc::clone(&shared);
+            let limits = Arc::clone(&limits);
             move |i| {
-                let shared = Arc::clone(&shared);
-                async move {
-                    shared.check(client(i % 256)).await.unwrap();
-                }
-            }
-        })
-        .await;
-        row(
-            &format!("rate, Redis: one script ({CONCURRENCY} in flight)"),
-            samples,
-            rate,
-        );
-
-        let in_flight = SharedInFlight::new(
-            Arc::clone(&link),
-            &prefix,
-            "bench",
-            u32::MAX,
-            4096,
-            DEFAULT_LEASE,
-        );
-        let mut samples = Vec::with_capacity(n);
-        for i in 0..n {
-            let t = Instant::now();
-            drop(in_flight.acquire(client(i % 256)).await.unwrap());
-            samples.push(t.elapsed());
-        }
-        let rate = concurrent(n, {
-            let in_flight = Arc::clone(&in_flight);
-            move |i| {
-                let in_flight = Arc::clone(&in_flight);
-                async move {
-                    drop(in_flight.acquire(client(i % 256)).await.unwrap());
-                }
+                let limits = Arc::clone(&limits);
+                async move { admitted(&limits, i).await }
             }
         })
         .await;
         row(
             &format!(
-                "in-flight acquire, Redis: one script, release sent after ({CONCURRENCY} in flight)"
+                "window + lease, Redis: one script, release batched after ({CONCURRENCY} in flight)"
             ),
             samples,
             rate,
         );
         assert!(!link.is_down(), "Redis failed during the benchmark");
     });
+}
+
+/// One request's decision, its lease given back at once.
+async fn admitted(limits: &Limits, i: usize) {
+    let decision = limits.decide(client(i % 256)).await;
+    assert!(
+        matches!(decision, Decision::Slot(_)),
+        "a request was refused"
+    );
 }
 
 fn measure_sync(n: usize, mut f: impl FnMut(usize)) -> (Vec<Duration>, f64) {

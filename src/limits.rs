@@ -77,6 +77,14 @@ impl Window {
 }
 
 impl RateLimiter {
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    pub fn max_requests(&self) -> u32 {
+        self.max_requests
+    }
+
     pub fn new(window: Duration, max_requests: u32, max_keys: usize) -> Self {
         let now = Instant::now();
         Self {
@@ -232,6 +240,10 @@ enum Slot {
 }
 
 impl InFlightLimiter {
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
     pub fn new(max: u32, max_keys: usize) -> Arc<Self> {
         Arc::new(Self {
             max,

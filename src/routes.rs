@@ -19,10 +19,9 @@ use crate::config::{Limits, PluginConfig, RouteConfig};
 use crate::credentials::{self, Credentials};
 use crate::error::{ApiError, Code};
 use crate::idempotency::{Keys, Policy};
-use crate::limits::{InFlightLimiter, RateLimiter};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::paths::route_key;
-use crate::shared_limits::{self, InFlight, Rate, RedisLink, SharedInFlight, SharedRate};
+use crate::shared_limits::{self, RedisLink};
 use crate::signing::{Rejection, SignedHeaders, Verified, Verifier};
 use crate::wait::Waiters;
 
@@ -39,8 +38,8 @@ pub struct Route {
     pub signing: Option<Verifier>,
     pub access: Access,
     pub limits: Limits,
-    pub rate: Rate,
-    pub in_flight: InFlight,
+    /// The rate window and in-flight slots, local or cluster-wide.
+    pub limiters: shared_limits::Limits,
     pub idempotency: Policy,
     /// Idempotency keys running or finished here (see [`Keys`]).
     pub keys: Arc<Keys>,
@@ -67,15 +66,12 @@ impl Route {
     ) -> Self {
         let limits = config.limits;
         Self {
-            rate: Rate::Local(RateLimiter::new(
+            limiters: shared_limits::Limits::local(
                 limits.rate_limit_window,
                 limits.rate_limit_max_requests,
-                limits.max_tracked_keys,
-            )),
-            in_flight: InFlight::Local(InFlightLimiter::new(
                 limits.max_in_flight,
                 limits.max_tracked_keys,
-            )),
+            ),
             idempotency: config.idempotency,
             keys: Keys::new(config.idempotency.ttl),
             waiters: Waiters::new(limits.max_waiters),
@@ -102,23 +98,8 @@ impl Route {
     /// through `link`, under keys that start with `prefix`; its local
     /// limiters decide while Redis is away.
     pub fn share_limits(&mut self, link: &Arc<RedisLink>, prefix: &str) {
-        let limits = &self.limits;
-        self.rate = Rate::Shared(SharedRate::new(
-            Arc::clone(link),
-            prefix,
-            &self.id,
-            limits.rate_limit_window,
-            limits.rate_limit_max_requests,
-            limits.max_tracked_keys,
-        ));
-        self.in_flight = InFlight::Shared(SharedInFlight::new(
-            Arc::clone(link),
-            prefix,
-            &self.id,
-            limits.max_in_flight,
-            limits.max_tracked_keys,
-            shared_limits::DEFAULT_LEASE,
-        ));
+        self.limiters
+            .share(link, prefix, &self.id, shared_limits::DEFAULT_LEASE);
     }
 }
 

@@ -31,7 +31,7 @@ use crate::metrics::{ActionLabel, KeyUse, Outcome};
 use crate::paths::request_path;
 use crate::response;
 use crate::routes::{AppState, Route};
-use crate::shared_limits::{self, Decision, Slot};
+use crate::shared_limits::{Decision, Slot};
 
 /// The application every worker serves: every path goes to [`handle`].
 pub fn app(
@@ -261,7 +261,7 @@ async fn answer(
     let signed = match route.verify_signature(req.headers(), &bytes) {
         Ok(signed) => signed.map(|v| {
             // A signed caller authenticated: its rate-limit entry is kept.
-            route.rate.authenticated(client);
+            route.limiters.authenticated(client);
             facts.secret_slot = Some(v.slot);
             route.metrics.signing_slot(v.slot);
             v.id.to_owned()
@@ -308,7 +308,7 @@ async fn admit<'s>(
         .network(route.limits.ipv6_prefix_bits);
     // Refused addresses spend no rate-limit budget.
     route.access.admit(client).map_err(anonymous)?;
-    let decision = shared_limits::decide(&route.rate, &route.in_flight, client).await;
+    let decision = route.limiters.decide(client).await;
     if let Decision::RateLimited(wait) = decision {
         return Err(anonymous(
             ApiError::new(Code::RateLimited).retry_after(wait),
@@ -319,7 +319,7 @@ async fn admit<'s>(
     body::check_media_type(headers).map_err(anonymous)?;
     let slot = match decision {
         Decision::Slot(slot) => Some(slot),
-        Decision::Admitted => route.in_flight.acquire(client).await,
+        Decision::Admitted(slots) => slots.acquire(client).map(Slot::Local),
         Decision::RateLimited(_) | Decision::InFlightFull => None,
     };
     let slot = slot.ok_or_else(|| {
@@ -328,7 +328,7 @@ async fn admit<'s>(
     let secret_slot = route.authenticate(headers).map_err(anonymous)?;
     if route.signing.is_none() {
         // The caller presented a secret: its rate-limit entry is kept.
-        route.rate.authenticated(client);
+        route.limiters.authenticated(client);
     }
     body::check_declared_length(headers, &route.limits)
         .map_err(|err| (Some(route.id.as_str()), err))?;

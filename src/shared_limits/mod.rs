@@ -1,11 +1,11 @@
-//! A route's limits as the pipeline uses them ([`Rate`], [`InFlight`]): in
-//! process on a single Gateway, or cluster-wide, with rate windows and
+//! A route's limits as the pipeline uses them ([`Limits`]): both in
+//! process on a single Gateway, or both cluster-wide, with rate windows and
 //! in-flight slots kept in Redis so several Gateways behind one load
 //! balancer count together.
 //!
-//! - Each decision is one Lua script (`scripts`), atomic in Redis; a
-//!   request on a route whose limits are both in Redis has its window and
-//!   its lease decided by one script, one round trip ([`decide`]).
+//! - In Redis, a request's window and lease are decided by one Lua script
+//!   (`scripts::ADMIT`), atomic in Redis, one round trip
+//!   ([`Limits::decide`]).
 //! - Keys are `<prefix>{<routeId>}:rate:<client>` and
 //!   `<prefix>{<routeId>}:inflight:<client>`: the prefix separates
 //!   clusters sharing a Redis, the hash tag keeps a route's keys in one
@@ -86,135 +86,140 @@ async fn call<T: redis::FromRedisValue>(
     }
 }
 
-/// A route's rate limit, counted cluster-wide.
-pub struct SharedRate {
-    link: Arc<RedisLink>,
-    key_base: String,
-    window: Duration,
-    max_requests: u32,
-    /// Decides while Redis is away.
-    pub local: RateLimiter,
+/// A route's limits: both in process (a single Gateway), or both counted
+/// in Redis (a cluster), never one of each.
+pub enum Limits {
+    Local {
+        rate: RateLimiter,
+        in_flight: Arc<InFlightLimiter>,
+    },
+    Shared(Arc<Shared>),
 }
 
-impl SharedRate {
-    pub fn new(
-        link: Arc<RedisLink>,
-        prefix: &str,
-        route_id: &str,
-        window: Duration,
-        max_requests: u32,
-        max_keys: usize,
-    ) -> Self {
-        Self {
-            link,
-            key_base: format!("{prefix}{{{route_id}}}:rate:"),
-            window,
-            max_requests,
-            local: RateLimiter::new(window, max_requests, max_keys),
-        }
-    }
-
-    /// Counts one request of `client`. `Err` carries the time until its
-    /// window resets.
-    pub async fn check(&self, client: ClientKey) -> Result<(), Duration> {
-        let key = format!("{}{}", self.key_base, client_text(client));
-        let window_ms = self.window.as_millis().max(1) as u64;
-        let mut invocation = scripts::RATE.prepare_invoke();
-        invocation.key(&key).arg(window_ms);
-        match call::<(u64, i64)>(&self.link, invocation).await {
-            Some((count, _)) if count <= u64::from(self.max_requests) => Ok(()),
-            Some((_, ttl_ms)) => Err(Duration::from_millis(ttl_ms.max(0) as u64)),
-            None => self.local.check(client, Instant::now()),
-        }
-    }
-}
-
-/// A route's in-flight limit, held cluster-wide as leases.
-pub struct SharedInFlight {
+/// A route's rate window and in-flight leases in Redis, with the local
+/// limiters that decide while Redis is away.
+pub struct Shared {
     link: Arc<RedisLink>,
+    /// `<prefix>{<routeId>}:`, before `rate:<client>` / `inflight:<client>`.
     key_base: String,
-    max: u32,
     lease: Duration,
     /// This node's lease names: `<node>:<n>`.
     node: String,
     next: AtomicU64,
     /// The leases this node holds, renewed and released by one task.
     leases: Arc<Leases>,
-    /// Decides while Redis is away.
-    pub local: Arc<InFlightLimiter>,
+    rate: RateLimiter,
+    in_flight: Arc<InFlightLimiter>,
 }
 
-impl SharedInFlight {
-    pub fn new(
-        link: Arc<RedisLink>,
-        prefix: &str,
-        route_id: &str,
-        max: u32,
-        max_keys: usize,
-        lease: Duration,
-    ) -> Arc<Self> {
-        let leases = Leases::start(&link, lease);
-        Arc::new(Self {
-            link,
-            key_base: format!("{prefix}{{{route_id}}}:inflight:"),
-            max,
-            lease,
-            node: node_name(),
-            next: AtomicU64::new(0),
-            leases,
-            local: InFlightLimiter::new(max, max_keys),
-        })
-    }
-
-    /// Takes a slot for `client`, or `None` when it already has `max` in
-    /// flight across the cluster (or on this node, while Redis is away).
-    pub async fn acquire(self: &Arc<Self>, client: ClientKey) -> Option<Slot> {
-        let (key, member) = self.lease_names(client);
-        let released = self.leases.take_released(&key);
-        let mut invocation = scripts::ACQUIRE.prepare_invoke();
-        invocation
-            .key(&key)
-            .arg(self.max)
-            .arg(self.lease_ms())
-            .arg(&member)
-            .arg(&released);
-        match call::<i64>(&self.link, invocation).await {
-            Some(1) => Some(self.held(key, member)),
-            Some(_) => None,
-            None => {
-                self.leases.requeue(&key, released);
-                self.local.acquire(client).map(Slot::Local)
-            }
+impl Limits {
+    /// In-process limits.
+    pub fn local(window: Duration, max_requests: u32, max_in_flight: u32, max_keys: usize) -> Self {
+        Limits::Local {
+            rate: RateLimiter::new(window, max_requests, max_keys),
+            in_flight: InFlightLimiter::new(max_in_flight, max_keys),
         }
     }
 
-    /// The client's lease set and a new lease name in it.
-    fn lease_names(&self, client: ClientKey) -> (String, String) {
-        let key = format!("{}{}", self.key_base, client_text(client));
+    /// The same limits counted cluster-wide through `link`, under keys that
+    /// start with `prefix` and name `route_id`; the in-process limiters
+    /// stay, to decide while Redis is away.
+    pub fn share(&mut self, link: &Arc<RedisLink>, prefix: &str, route_id: &str, lease: Duration) {
+        if let Limits::Shared(_) = self {
+            return;
+        }
+        // An empty stand-in for the moment the limiters move.
+        let Limits::Local { rate, in_flight } =
+            std::mem::replace(self, Limits::local(Duration::ZERO, 0, 0, 0))
+        else {
+            return;
+        };
+        *self = Limits::Shared(Arc::new(Shared {
+            link: Arc::clone(link),
+            key_base: format!("{prefix}{{{route_id}}}:"),
+            lease,
+            node: node_name(),
+            next: AtomicU64::new(0),
+            leases: Leases::start(link, lease),
+            rate,
+            in_flight,
+        }));
+    }
+
+    /// Counts a request of `client` in its rate window and, in a cluster,
+    /// takes its in-flight lease in the same round trip (one script over
+    /// both keys); on a single Gateway the slot is taken afterwards
+    /// ([`Decision::Admitted`]), as the checks' order has it.
+    pub async fn decide(&self, client: ClientKey) -> Decision {
+        match self {
+            Limits::Local { rate, in_flight } => match rate.check(client, Instant::now()) {
+                Ok(()) => Decision::Admitted(Arc::clone(in_flight)),
+                Err(wait) => Decision::RateLimited(wait),
+            },
+            Limits::Shared(shared) => shared.decide(client).await,
+        }
+    }
+
+    /// `client` authenticated: its entry is kept in the local rate table
+    /// (the one that decides while Redis is away, in a cluster).
+    pub fn authenticated(&self, client: ClientKey) {
+        let rate = match self {
+            Limits::Local { rate, .. } => rate,
+            Limits::Shared(shared) => &shared.rate,
+        };
+        rate.authenticated(client, Instant::now());
+    }
+}
+
+impl Shared {
+    async fn decide(self: &Arc<Self>, client: ClientKey) -> Decision {
+        let client_key = client_text(client);
+        let rate_key = format!("{}rate:{client_key}", self.key_base);
+        let lease_key = format!("{}inflight:{client_key}", self.key_base);
         let member = format!(
             "{}:{}",
             self.node,
             self.next.fetch_add(1, Ordering::Relaxed)
         );
-        (key, member)
-    }
-
-    fn lease_ms(&self) -> u64 {
-        self.lease.as_millis().max(1) as u64
-    }
-
-    /// A lease Redis granted, renewed until the slot is dropped.
-    fn held(self: &Arc<Self>, key: String, member: String) -> Slot {
-        self.leases.hold(&key, &member);
-        Slot::Lease {
-            owner: Arc::clone(self),
-            key,
-            member,
+        let released = self.leases.take_released(&lease_key);
+        let mut invocation = scripts::ADMIT.prepare_invoke();
+        invocation
+            .key(&rate_key)
+            .key(&lease_key)
+            .arg(self.rate.window().as_millis().max(1) as u64)
+            .arg(self.rate.max_requests())
+            .arg(self.in_flight.max())
+            .arg(self.lease.as_millis().max(1) as u64)
+            .arg(&member)
+            .arg(&released);
+        match call::<(i64, i64, i64)>(&self.link, invocation).await {
+            Some((0, ttl_ms, _)) => {
+                Decision::RateLimited(Duration::from_millis(ttl_ms.max(0) as u64))
+            }
+            Some((_, _, 1)) => {
+                self.leases.hold(&lease_key, &member);
+                Decision::Slot(Slot::Lease {
+                    owner: Arc::clone(self),
+                    key: lease_key,
+                    member,
+                })
+            }
+            Some(_) => Decision::InFlightFull,
+            None => {
+                self.leases.requeue(&lease_key, released);
+                match self.rate.check(client, Instant::now()) {
+                    Err(wait) => Decision::RateLimited(wait),
+                    Ok(()) => match self.in_flight.acquire(client) {
+                        Some(guard) => Decision::Slot(Slot::Local(guard)),
+                        None => Decision::InFlightFull,
+                    },
+                }
+            }
         }
     }
 }
 
-impl Drop for SharedInFlight {
+impl Drop for Shared {
     fn drop(&mut self) {
         self.leases.close();
     }
@@ -233,110 +238,24 @@ fn node_name() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// A route's rate limit: in process on a single Gateway, counted in Redis
-/// in a cluster.
-pub enum Rate {
-    Local(RateLimiter),
-    Shared(SharedRate),
-}
-
-impl Rate {
-    /// Counts one request of `client`. `Err` carries the time until its
-    /// window resets.
-    pub async fn check(&self, client: ClientKey) -> Result<(), Duration> {
-        match self {
-            Rate::Local(local) => local.check(client, Instant::now()),
-            Rate::Shared(shared) => shared.check(client).await,
-        }
-    }
-
-    /// `client` authenticated: its entry is kept in the local table (the
-    /// one that decides while Redis is away, in a cluster).
-    pub fn authenticated(&self, client: ClientKey) {
-        let local = match self {
-            Rate::Local(local) => local,
-            Rate::Shared(shared) => &shared.local,
-        };
-        local.authenticated(client, Instant::now());
-    }
-}
-
-/// A route's in-flight limit: in process on a single Gateway, leases in
-/// Redis in a cluster.
-pub enum InFlight {
-    Local(Arc<InFlightLimiter>),
-    Shared(Arc<SharedInFlight>),
-}
-
-impl InFlight {
-    /// Takes a slot for `client`, or `None` when it has `max` in flight.
-    pub async fn acquire(&self, client: ClientKey) -> Option<Slot> {
-        match self {
-            InFlight::Local(local) => local.acquire(client).map(Slot::Local),
-            InFlight::Shared(shared) => shared.acquire(client).await,
-        }
-    }
-}
-
 /// What a request's limits decided before its body.
 pub enum Decision {
     /// Its rate window is full: refused, with the time until it resets.
     RateLimited(Duration),
     /// Admitted by its window, and its in-flight slot is taken.
     Slot(Slot),
-    /// Admitted by its window; its in-flight slot is still to be taken
-    /// (after the media type check).
-    Admitted,
+    /// Admitted by its window (on a single Gateway); its in-flight slot
+    /// is taken from this limiter after the media type check.
+    Admitted(Arc<InFlightLimiter>),
     /// Admitted by its window, but its client has all its slots in use.
     InFlightFull,
-}
-
-/// Counts a request of `client` in its rate window and, on a route whose
-/// limits are both in Redis, takes its in-flight slot in the same round
-/// trip; elsewhere the slot is taken afterwards
-/// ([`Decision::Admitted`]), as the checks' order has it.
-pub async fn decide(rate: &Rate, in_flight: &InFlight, client: ClientKey) -> Decision {
-    let (Rate::Shared(rate), InFlight::Shared(slots)) = (rate, in_flight) else {
-        return match rate.check(client).await {
-            Ok(()) => Decision::Admitted,
-            Err(wait) => Decision::RateLimited(wait),
-        };
-    };
-    let rate_key = format!("{}{}", rate.key_base, client_text(client));
-    let (lease_key, member) = slots.lease_names(client);
-    let released = slots.leases.take_released(&lease_key);
-    let mut invocation = scripts::ADMIT.prepare_invoke();
-    invocation
-        .key(&rate_key)
-        .key(&lease_key)
-        .arg(rate.window.as_millis().max(1) as u64)
-        .arg(rate.max_requests)
-        .arg(slots.max)
-        .arg(slots.lease_ms())
-        .arg(&member)
-        .arg(&released);
-    match call::<(i64, i64, i64)>(&rate.link, invocation).await {
-        Some((0, ttl_ms, _)) => Decision::RateLimited(Duration::from_millis(ttl_ms.max(0) as u64)),
-        Some((_, _, 1)) => Decision::Slot(slots.held(lease_key, member)),
-        Some(_) => Decision::InFlightFull,
-        None => {
-            slots.leases.requeue(&lease_key, released);
-            match rate.local.check(client, Instant::now()) {
-                Err(wait) => Decision::RateLimited(wait),
-                Ok(()) => match slots.local.acquire(client) {
-                    Some(guard) => Decision::Slot(Slot::Local(guard)),
-                    None => Decision::InFlightFull,
-                },
-            }
-        }
-    }
 }
 
 /// A held slot: a lease in Redis, or a local slot (on a single Gateway,
 /// or while Redis is away). Dropping it gives the slot back.
 pub enum Slot {
     Lease {
-        owner: Arc<SharedInFlight>,
+        owner: Arc<Shared>,
         key: String,
         member: String,
     },

@@ -7,49 +7,11 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Counts one request in a fixed window that starts at the key's first
-/// request. `KEYS[1]`: the window's key; `ARGV[1]`: the window in ms.
-/// Returns `{count, ms until the window resets}`.
-pub static RATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-",
-    )
-});
-
-/// Takes an in-flight lease when fewer than the maximum are live.
-/// `KEYS[1]`: the client's lease set (member → expiry in ms);
-/// `ARGV`: max, lease ms, member, then this node's released leases still
-/// to remove. Released and expired leases (a dead node's) are dropped
-/// first. Returns 1 when taken, 0 when full.
-pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], lease)
-return 1
-",
-    )
-});
-
-/// Both decisions of a request in one round trip: counts it in its rate
-/// window and, if the window admits it, takes an in-flight lease (as
-/// [`RATE`] then [`ACQUIRE`]; both keys carry the route's hash tag, so a
-/// Redis Cluster holds them in one slot). `KEYS`: the window's key, the
+/// Both decisions of a request in one round trip: counts it in a fixed
+/// window that starts at the key's first request and, if the window admits
+/// it, takes an in-flight lease when fewer than the maximum are live
+/// (expired leases, a dead node's, are dropped first). Both keys carry the
+/// route's hash tag, so a Redis Cluster holds them in one slot. `KEYS`: the window's key, the
 /// lease set; `ARGV`: window ms, max requests, max in flight, lease ms,
 /// member, then this node's released leases still to remove (removed
 /// whatever the window decides). Returns `{admitted by the window (0/1),

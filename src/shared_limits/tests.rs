@@ -29,6 +29,40 @@ async fn node(url: &str) -> Arc<RedisLink> {
     link
 }
 
+/// Wide enough never to refuse in a test about the other limit.
+const OPEN: u32 = 1_000_000;
+
+/// The test route's limits on the node of `link`, counted in Redis under
+/// `prefix`.
+fn shared(
+    link: &Arc<RedisLink>,
+    prefix: &str,
+    max_requests: u32,
+    max_in_flight: u32,
+    lease: Duration,
+) -> Limits {
+    let mut limits = Limits::local(WINDOW, max_requests, max_in_flight, 64);
+    limits.share(link, prefix, ROUTE, lease);
+    limits
+}
+
+/// The in-flight slot a request of `c` got, if its decision gave one.
+async fn acquire(limits: &Limits, c: ClientKey) -> Option<Slot> {
+    match limits.decide(c).await {
+        Decision::Slot(slot) => Some(slot),
+        _ => None,
+    }
+}
+
+/// Whether the window admitted a request of `c` (`Err`: the time until
+/// it resets).
+async fn check(limits: &Limits, c: ClientKey) -> Result<(), Duration> {
+    match limits.decide(c).await {
+        Decision::RateLimited(wait) => Err(wait),
+        _ => Ok(()),
+    }
+}
+
 /// Probes `f` until it holds, at most `within`.
 async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -47,23 +81,14 @@ fn two_nodes_admit_exactly_the_limit_in_a_window_under_concurrency() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let nodes = [node(&url).await, node(&url).await];
-        let limiters: Vec<Arc<SharedRate>> = nodes
+        let limiters: Vec<Arc<Limits>> = nodes
             .iter()
-            .map(|link| {
-                Arc::new(SharedRate::new(
-                    Arc::clone(link),
-                    &prefix,
-                    ROUTE,
-                    WINDOW,
-                    20,
-                    64,
-                ))
-            })
+            .map(|link| Arc::new(shared(link, &prefix, 20, OPEN, DEFAULT_LEASE)))
             .collect();
         let tasks: Vec<_> = (0..60)
             .map(|i| {
                 let limiter = Arc::clone(&limiters[i % 2]);
-                tokio::spawn(async move { limiter.check(client(1)).await })
+                tokio::spawn(async move { check(&limiter, client(1)).await })
             })
             .collect();
         let mut admitted = 0;
@@ -80,7 +105,7 @@ fn two_nodes_admit_exactly_the_limit_in_a_window_under_concurrency() {
         );
         assert!(retry_after.iter().all(|w| *w <= WINDOW && *w > WINDOW / 2));
         // Another client has its own window.
-        assert!(limiters[1].check(client(2)).await.is_ok());
+        assert!(check(&limiters[1], client(2)).await.is_ok());
         assert!(!nodes[0].is_down() && !nodes[1].is_down());
     });
 }
@@ -91,24 +116,24 @@ fn in_flight_slots_are_shared_and_a_released_one_is_free_on_every_node() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let (a, b) = (node(&url).await, node(&url).await);
-        let a = SharedInFlight::new(a, &prefix, ROUTE, 2, 64, DEFAULT_LEASE);
-        let b = SharedInFlight::new(b, &prefix, ROUTE, 2, 64, DEFAULT_LEASE);
-        let first = a.acquire(client(1)).await.expect("slot 1");
-        let _second = b.acquire(client(1)).await.expect("slot 2");
+        let a = shared(&a, &prefix, OPEN, 2, DEFAULT_LEASE);
+        let b = shared(&b, &prefix, OPEN, 2, DEFAULT_LEASE);
+        let first = acquire(&a, client(1)).await.expect("slot 1");
+        let _second = acquire(&b, client(1)).await.expect("slot 2");
         assert!(matches!(first, Slot::Lease { .. }));
         assert!(
-            a.acquire(client(1)).await.is_none(),
+            acquire(&a, client(1)).await.is_none(),
             "2 in flight across the cluster"
         );
-        assert!(b.acquire(client(1)).await.is_none());
+        assert!(acquire(&b, client(1)).await.is_none());
         assert!(
-            b.acquire(client(2)).await.is_some(),
+            acquire(&b, client(2)).await.is_some(),
             "another client has its own slots"
         );
         drop(first);
         let mut third = None;
         let freed = eventually(Duration::from_secs(5), async || {
-            third = b.acquire(client(1)).await;
+            third = acquire(&b, client(1)).await;
             third.is_some()
         })
         .await;
@@ -123,12 +148,11 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let (a, b) = (node(&url).await, node(&url).await);
-        let dying = SharedInFlight::new(Arc::clone(&a), &prefix, ROUTE, 1, 64, lease);
-        let other = SharedInFlight::new(b, &prefix, ROUTE, 1, 64, lease);
-        let live = other.acquire(client(2)).await.expect("a live lease");
+        let dying = shared(&a, &prefix, OPEN, 1, lease);
+        let other = shared(&b, &prefix, OPEN, 1, lease);
+        let live = acquire(&other, client(2)).await.expect("a live lease");
 
-        let held = dying
-            .acquire(client(1))
+        let held = acquire(&dying, client(1))
             .await
             .expect("the dying node's slot");
         let killed_at = Instant::now();
@@ -136,12 +160,12 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
         a.halt();
         std::mem::forget(held);
         assert!(
-            other.acquire(client(1)).await.is_none(),
+            acquire(&other, client(1)).await.is_none(),
             "the lease still counts"
         );
         let mut slot = None;
         let returned = eventually(lease * 4, async || {
-            slot = other.acquire(client(1)).await;
+            slot = acquire(&other, client(1)).await;
             slot.is_some()
         })
         .await;
@@ -155,7 +179,7 @@ fn a_killed_nodes_leases_return_once_they_expire_and_a_live_one_is_renewed() {
         // The live lease, held for three lease lengths, was renewed.
         tokio::time::sleep(lease * 3).await;
         assert!(
-            other.acquire(client(2)).await.is_none(),
+            acquire(&other, client(2)).await.is_none(),
             "a running request keeps its slot"
         );
         drop(live);
@@ -168,28 +192,16 @@ fn a_clients_next_request_on_the_same_node_always_finds_its_last_slot_free() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let link = node(&url).await;
-        let rate = Rate::Shared(SharedRate::new(
-            Arc::clone(&link),
-            &prefix,
-            ROUTE,
-            WINDOW,
-            1_000_000,
-            64,
-        ));
-        let shared = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
-        let slots = InFlight::Shared(Arc::clone(&shared));
+        let limits = shared(&link, &prefix, OPEN, 1, DEFAULT_LEASE);
         // One slot, requests back to back: each ends before the next is
         // decided, so each must be admitted, however late the batch of
         // releases would reach Redis.
-        for n in 0..200 {
-            let decision = decide(&rate, &slots, client(1)).await;
+        for n in 0..400 {
+            let decision = limits.decide(client(1)).await;
             assert!(
                 matches!(decision, Decision::Slot(Slot::Lease { .. })),
                 "request {n} of a client with one slot was refused"
             );
-            drop(decision);
-            let slot = shared.acquire(client(1)).await;
-            assert!(slot.is_some(), "acquire after request {n} was refused");
         }
     });
 }
@@ -201,18 +213,18 @@ fn a_nodes_leases_are_renewed_together_and_released_in_one_batch() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let (a, b) = (node(&url).await, node(&url).await);
-        let holder = SharedInFlight::new(a, &prefix, ROUTE, 8, 64, lease);
-        let other = SharedInFlight::new(b, &prefix, ROUTE, 8, 64, lease);
+        let holder = shared(&a, &prefix, OPEN, 8, lease);
+        let other = shared(&b, &prefix, OPEN, 8, lease);
         let mut held = Vec::new();
         for n in 0..8 {
-            let slot = holder.acquire(client(1)).await;
+            let slot = acquire(&holder, client(1)).await;
             assert!(slot.is_some(), "slot {n} of 8");
             held.push(slot);
         }
         // Three lease lengths: every one of the eight was kept alive.
         tokio::time::sleep(lease * 3).await;
         assert!(
-            other.acquire(client(1)).await.is_none(),
+            acquire(&other, client(1)).await.is_none(),
             "eight running requests keep their eight slots"
         );
         // All released at once; the other node gets all eight back, long
@@ -221,7 +233,7 @@ fn a_nodes_leases_are_renewed_together_and_released_in_one_batch() {
         held.clear();
         let mut taken = Vec::new();
         let returned = eventually(lease / 2, async || {
-            if let Some(slot) = other.acquire(client(1)).await {
+            if let Some(slot) = acquire(&other, client(1)).await {
                 taken.push(slot);
             }
             taken.len() == 8
@@ -242,16 +254,18 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
     let proxy = testkit::TcpProxy::start(testkit::redis_addr());
     runtime().block_on(async {
         let link = node(&format!("redis://{}/", proxy.addr())).await;
-        let rate = SharedRate::new(Arc::clone(&link), &prefix, ROUTE, WINDOW, 3, 64);
-        let in_flight =
-            SharedInFlight::new(Arc::clone(&link), &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+        let rate = shared(&link, &prefix, 3, OPEN, DEFAULT_LEASE);
+        let in_flight = shared(&link, &prefix, OPEN, 1, DEFAULT_LEASE);
         // Shared: two requests counted in Redis (seen through another node).
-        assert!(rate.check(client(1)).await.is_ok());
-        assert!(rate.check(client(1)).await.is_ok());
+        assert!(check(&rate, client(1)).await.is_ok());
+        assert!(check(&rate, client(1)).await.is_ok());
         let witness = node(&testkit::redis_url()).await;
-        let seen = SharedRate::new(witness, &prefix, ROUTE, WINDOW, 3, 64);
-        assert!(seen.check(client(1)).await.is_ok(), "third of 3");
-        assert!(seen.check(client(1)).await.is_err(), "the window is shared");
+        let seen = shared(&witness, &prefix, 3, OPEN, DEFAULT_LEASE);
+        assert!(check(&seen, client(1)).await.is_ok(), "third of 3");
+        assert!(
+            check(&seen, client(1)).await.is_err(),
+            "the window is shared"
+        );
 
         let errors_before = BACKEND_ERRORS.load(Ordering::Relaxed);
         proxy.cut();
@@ -259,7 +273,7 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
         // Local limits decide: this node's own 3 per window for client 3.
         let mut local = Vec::new();
         for _ in 0..4 {
-            local.push(rate.check(client(3)).await.is_ok());
+            local.push(check(&rate, client(3)).await.is_ok());
         }
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -271,10 +285,10 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
             BACKEND_ERRORS.load(Ordering::Relaxed) > errors_before,
             "counted"
         );
-        let slot = in_flight.acquire(client(3)).await.expect("a local slot");
+        let slot = acquire(&in_flight, client(3)).await.expect("a local slot");
         assert!(matches!(slot, Slot::Local(_)));
         assert!(
-            in_flight.acquire(client(3)).await.is_none(),
+            acquire(&in_flight, client(3)).await.is_none(),
             "the local limit holds"
         );
         drop(slot);
@@ -282,11 +296,11 @@ fn while_redis_is_unreachable_limits_are_local_and_shared_ones_resume_by_themsel
         proxy.restore();
         let resumed = eventually(Duration::from_secs(10), async || {
             // Client 1's shared window is full: a shared answer refuses.
-            rate.check(client(1)).await.is_err() && !link.is_down()
+            check(&rate, client(1)).await.is_err() && !link.is_down()
         })
         .await;
         assert!(resumed, "shared limits resume by themselves");
-        let lease = in_flight.acquire(client(4)).await.expect("a lease");
+        let lease = acquire(&in_flight, client(4)).await.expect("a lease");
         assert!(matches!(lease, Slot::Lease { .. }));
     });
 }
@@ -306,8 +320,10 @@ fn a_gateway_killed_with_sigkill_frees_its_slots_within_30_s() {
         });
         runtime().block_on(async {
             let link = node(&testkit::redis_url()).await;
-            let limiter = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
-            let _slot = limiter.acquire(client(1)).await.expect("the child's slot");
+            let limiter = shared(&link, &prefix, OPEN, 1, DEFAULT_LEASE);
+            let _slot = acquire(&limiter, client(1))
+                .await
+                .expect("the child's slot");
             println!("LEASE-HELD");
             std::future::pending::<()>().await;
         });
@@ -338,9 +354,9 @@ fn a_gateway_killed_with_sigkill_frees_its_slots_within_30_s() {
     assert!(held, "the child never held its slot");
     runtime().block_on(async {
         let link = node(&testkit::redis_url()).await;
-        let limiter = SharedInFlight::new(link, &prefix, ROUTE, 1, 64, DEFAULT_LEASE);
+        let limiter = shared(&link, &prefix, OPEN, 1, DEFAULT_LEASE);
         assert!(
-            limiter.acquire(client(1)).await.is_none(),
+            acquire(&limiter, client(1)).await.is_none(),
             "the child holds the slot"
         );
         child.0.kill().unwrap(); // SIGKILL
@@ -348,7 +364,7 @@ fn a_gateway_killed_with_sigkill_frees_its_slots_within_30_s() {
         let killed_at = Instant::now();
         let mut slot = None;
         let freed = eventually(Duration::from_secs(30), async || {
-            slot = limiter.acquire(client(1)).await;
+            slot = acquire(&limiter, client(1)).await;
             slot.is_some()
         })
         .await;
@@ -377,32 +393,14 @@ fn one_round_trip_decides_both_limits_and_a_refused_request_takes_no_slot() {
     runtime().block_on(async {
         let url = testkit::redis_url();
         let (a, b) = (node(&url).await, node(&url).await);
-        let limits = |link: &Arc<RedisLink>| {
-            (
-                Rate::Shared(SharedRate::new(
-                    Arc::clone(link),
-                    &prefix,
-                    ROUTE,
-                    WINDOW,
-                    4,
-                    64,
-                )),
-                InFlight::Shared(SharedInFlight::new(
-                    Arc::clone(link),
-                    &prefix,
-                    ROUTE,
-                    2,
-                    64,
-                    DEFAULT_LEASE,
-                )),
-            )
-        };
-        let nodes = [limits(&a), limits(&b)];
+        let nodes = [
+            shared(&a, &prefix, 4, 2, DEFAULT_LEASE),
+            shared(&b, &prefix, 4, 2, DEFAULT_LEASE),
+        ];
         let mut held = Vec::new();
         let mut full = 0;
         for i in 0..4 {
-            let (rate, in_flight) = &nodes[i % 2];
-            match decide(rate, in_flight, client(1)).await {
+            match nodes[i % 2].decide(client(1)).await {
                 Decision::Slot(slot) => held.push(slot),
                 Decision::InFlightFull => full += 1,
                 _ => panic!("request {i}: the window admits 4"),
@@ -412,19 +410,17 @@ fn one_round_trip_decides_both_limits_and_a_refused_request_takes_no_slot() {
         assert_eq!((held.len(), full), (2, 2));
         assert!(held.iter().all(|s| matches!(s, Slot::Lease { .. })));
         // The fifth is refused by the window, and takes no slot: once the
-        // two held are given back, both slots are free.
-        let (rate, in_flight) = &nodes[0];
+        // two held are given back, both slots are free (seen by limits of
+        // the same route with a wider window).
         assert!(matches!(
-            decide(rate, in_flight, client(1)).await,
+            nodes[0].decide(client(1)).await,
             Decision::RateLimited(wait) if wait <= WINDOW
         ));
         held.clear();
-        let (_, InFlight::Shared(slots)) = &nodes[1] else {
-            unreachable!()
-        };
+        let roomy = shared(&b, &prefix, OPEN, 2, DEFAULT_LEASE);
         let mut freed = Vec::new();
         let both = eventually(Duration::from_secs(5), async || {
-            if let Some(slot) = slots.acquire(client(1)).await {
+            if let Some(slot) = acquire(&roomy, client(1)).await {
                 freed.push(slot);
             }
             freed.len() == 2
